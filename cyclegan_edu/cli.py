@@ -1,0 +1,222 @@
+"""The command line: ``python -m cyclegan_edu`` or ``cyclegan-edu``.
+
+    cyclegan-edu toy --list                                  # the offline domains
+    cyclegan-edu toy shapes --out data/shapes                # make one in the official layout
+    cyclegan-edu train --data data/shapes --out runs/shapes --preset ci
+    cyclegan-edu translate --run runs/shapes --direction AtoB --input data/shapes/testA --output out/
+    cyclegan-edu info runs/shapes
+    cyclegan-edu download dataset horse2zebra                # needs the network
+    cyclegan-edu download pretrained horse2zebra
+
+Every error a user can cause is one line on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not argparse's usage block
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _load_size(size: int) -> int:
+    """The official 286/256 ratio between resize and crop, rounded to an even number."""
+    return 2 * round(size * 286 / 256 / 2)
+
+
+def _cmd_train(args) -> None:
+    from .config import get_preset
+    from .train import Trainer
+    changes = {k: v for k, v in {
+        "ngf": args.ngf, "ndf": args.ngf, "n_blocks": args.n_blocks, "batch_size": args.batch_size,
+        "lambda_cycle": args.lambda_cycle, "lambda_identity": args.lambda_identity,
+        "pool_size": args.pool_size, "gan_mode": args.gan_mode, "seed": args.seed, "device": args.device,
+        "precision": args.precision, "upsample": args.upsample, "checkpoint_every": args.checkpoint_every,
+        "num_workers": args.workers,
+    }.items() if v is not None}
+    if args.size is not None:
+        changes.update(image_size=args.size, load_size=_load_size(args.size))
+    if args.iters is not None:
+        changes.update(iters=args.iters, iters_decay=args.iters // 2)
+    if args.epochs is not None:
+        changes.update(iters=None, n_epochs=(args.epochs + 1) // 2, n_epochs_decay=args.epochs // 2)
+    config = get_preset(args.preset, **changes)
+    trainer = Trainer(config, args.data, out=args.out, model=args.model, resume=args.resume, force=args.force,
+                      progress=not args.no_progress)
+    print(f"training {args.model} on {args.data} with preset {args.preset or 'default'}: "
+          f"{config.image_size}px, ngf {config.ngf}, {config.n_blocks} blocks, batch {config.batch_size}, "
+          f"steps {trainer.step} → {trainer.total_steps} on {trainer.device}")
+    try:
+        trainer.fit()
+    except KeyboardInterrupt:
+        print(f"\ninterrupted at step {trainer.step}; checkpoint saved. Continue with --resume", file=sys.stderr)
+        raise SystemExit(130)
+    last = trainer.history[-1] if trainer.history else {}
+    print(f"done: {trainer.step} steps; run directory {args.out}; last losses "
+          + ", ".join(f"{k} {v:.3f}" for k, v in last.items() if k not in ("step", "epoch", "lr", "seconds")))
+
+
+def _cmd_translate(args) -> None:
+    import torch
+    from torch.utils.data import DataLoader
+    from .data import ImageFiles, list_images, pad_to_multiple, to_image
+    if args.run:
+        from .train import load_model
+        model = load_model(args.run, device=args.device)
+        size = args.size if args.size is not None else model.config.image_size
+
+        def translate(x):
+            return model.translate(x, args.direction)
+        device = model.device
+    else:
+        from .devices import select_device
+        from .pretrained import load_generator
+        device = select_device(args.device)
+        net = load_generator(args.weights, device=device)
+        size = args.size
+
+        def translate(x):
+            with torch.no_grad():
+                return net(x.to(device))
+    source = Path(args.input)
+    files = [source] if source.is_file() else list_images(source)
+    out = Path(args.output)
+    targets = [out / (f.stem + ".png") for f in files]
+    clashes = [t for t in targets if t.exists()]
+    if clashes and not args.force:
+        raise FileExistsError(f"{len(clashes)} output file(s) exist already, e.g. {clashes[0]}; "
+                              "pass --force to overwrite or choose another --output")
+    out.mkdir(parents=True, exist_ok=True)
+    loader = DataLoader(ImageFiles(files, size), batch_size=args.batch_size if size else 1)
+    written = 0
+    for batch, paths in loader:
+        padded, (h, w) = pad_to_multiple(batch, 4)
+        result = translate(padded)[..., :h, :w].cpu()
+        for image, path in zip(result, paths):
+            to_image(image).save(out / (Path(path).stem + ".png"))
+            written += 1
+    print(f"wrote {written} image(s) to {out}")
+
+
+def _cmd_info(args) -> None:
+    from .train import read_checkpoint
+    state = read_checkpoint(args.run)
+    c = state["config"]
+    print(f"run        {args.run}")
+    print(f"model      {state['model_kind']}: {c['image_size']}px, ngf {c['ngf']}, {c['n_blocks']} blocks, "
+          f"gan {c['gan_mode']}, λ_cycle {c['lambda_cycle']}, λ_id {c['lambda_identity']}, pool {c['pool_size']}")
+    print(f"steps      {state['step']}" + (f" of {c['iters']}" if c.get("iters") else ""))
+    if state["history"]:
+        last = state["history"][-1]
+        print("last       " + ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k not in ("step", "seconds")))
+
+
+def _cmd_toy(args) -> None:
+    from . import domains
+    if args.list:
+        for task in domains.list_tasks():
+            print(f"{task.name:16s} {task.kind:10s} {task.description}")
+        return
+    if not args.name or not args.out:
+        raise ValueError("give a task NAME and --out DIR (or --list to see the tasks)")
+    out = domains.generate(args.name, args.out, args.size, args.n, None, args.seed, args.paired, args.force)
+    print(f"wrote {args.name} to {out}")
+
+
+def _cmd_download(args) -> None:
+    from . import download
+    if args.what == "dataset":
+        path = download.download_dataset(args.name, args.root or "./datasets", url_base=args.url_base, force=args.force)
+    else:
+        from .pretrained import load_generator
+        path = download.download_pretrained(args.name, args.root or "./checkpoints", url_base=args.url_base,
+                                            force=args.force, verify=load_generator)
+    print(f"saved to {path}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .config import GAN_MODES, PRECISIONS, PRESETS, UPSAMPLE_CHOICES
+    parser = _Parser(prog="cyclegan-edu", description="CycleGAN (Zhu et al. 2017), small and faithful.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a CycleGAN (or pix2pix) on a folder in the official layout")
+    t.add_argument("--data", required=True, help="dataset folder with trainA/ and trainB/ (pix2pix: train/)")
+    t.add_argument("--out", required=True, help="run directory for checkpoint.pt, config.json, history.csv")
+    t.add_argument("--model", choices=("cyclegan", "pix2pix"), default="cyclegan")
+    t.add_argument("--preset", choices=sorted(PRESETS), help="default: $CYCLEGAN_EDU_PRESET, else gpu or cpu")
+    t.add_argument("--size", type=int, help="crop size fed to the networks (load size follows as 286/256 of it)")
+    t.add_argument("--ngf", type=int, help="filters in the first layer of G and D")
+    t.add_argument("--n-blocks", type=int, help="residual blocks in the generator")
+    t.add_argument("--batch-size", type=int)
+    steps = t.add_mutually_exclusive_group()
+    steps.add_argument("--iters", type=int, help="train this many steps (the second half decays the lr)")
+    steps.add_argument("--epochs", type=int, help="train this many epochs (the second half decays the lr)")
+    t.add_argument("--lambda-cycle", type=float, help="λ of Eq. 3 (paper: 10)")
+    t.add_argument("--lambda-identity", type=float, help="identity weight relative to λ (paper: 0.5; 0 = off)")
+    t.add_argument("--pool-size", type=int, help="image history size (paper: 50; 0 = off)")
+    t.add_argument("--gan-mode", choices=GAN_MODES)
+    t.add_argument("--upsample", choices=UPSAMPLE_CHOICES)
+    t.add_argument("--precision", choices=PRECISIONS)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
+    t.add_argument("--workers", type=int, help="DataLoader worker processes")
+    t.add_argument("--checkpoint-every", type=int, help="also save a checkpoint every N steps")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    t.add_argument("--force", action="store_true", help="start over in a non-empty --out")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(func=_cmd_train)
+
+    r = sub.add_parser("translate", help="translate an image or a folder with a trained run or official weights")
+    source = r.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", help="run directory (or checkpoint.pt) from `train`")
+    source.add_argument("--weights", help="a generator state_dict, e.g. an official latest_net_G.pth")
+    r.add_argument("--direction", choices=("AtoB", "BtoA"), default="AtoB", help="with --run: which generator")
+    r.add_argument("--input", required=True, help="an image file or a folder of images")
+    r.add_argument("--output", required=True, help="folder for the translated PNGs (same base names)")
+    r.add_argument("--size", type=int, help="resize inputs to SIZE×SIZE (default: the run's size; "
+                                            "with --weights, keep each image's size)")
+    r.add_argument("--batch-size", type=int, default=16)
+    r.add_argument("--device", default="auto")
+    r.add_argument("--force", action="store_true", help="overwrite existing output files")
+    r.set_defaults(func=_cmd_translate)
+
+    i = sub.add_parser("info", help="show a run's config, steps done and last losses")
+    i.add_argument("run", help="run directory or checkpoint.pt")
+    i.set_defaults(func=_cmd_info)
+
+    d = sub.add_parser("toy", help="list or make the offline domains (procedural and packaged)")
+    d.add_argument("name", nargs="?", help="task name (see --list)")
+    d.add_argument("--list", action="store_true", help="one task a line, name first")
+    d.add_argument("--out", help="folder to write the official layout into")
+    d.add_argument("--size", type=int, help="image size in pixels (default: the task's)")
+    d.add_argument("--n", type=int, help="training images per domain (default: the task's)")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--paired", action="store_true", help="also write pix2pix's side-by-side train/ and test/")
+    d.add_argument("--force", action="store_true", help="write into a non-empty --out")
+    d.set_defaults(func=_cmd_toy)
+
+    w = sub.add_parser("download", help="download an official dataset or pretrained generator (needs the network)")
+    w.add_argument("what", choices=("dataset", "pretrained"))
+    w.add_argument("name", help="e.g. horse2zebra")
+    w.add_argument("--root", help="target folder (default ./datasets or ./checkpoints)")
+    w.add_argument("--url-base", help="another server with the same files")
+    w.add_argument("--force", action="store_true", help="replace an existing copy")
+    w.set_defaults(func=_cmd_download)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,283 @@
+"""Images in, tensors out: loading, the official preprocessing, and the folder datasets.
+
+The official layout of an unpaired dataset is ``root/trainA``, ``root/trainB``, ``root/testA`` and
+``root/testB``; a paired (pix2pix) dataset holds ``root/train`` and ``root/test`` of images with A on
+the left half and B on the right.
+
+Training images go through the official preprocessing (paper appendix 7.1): resize to
+``load_size`` (286), random ``image_size`` crop (256), random horizontal flip, scale to [-1, 1].
+Test images are only resized. All randomness of an item is drawn from a generator seeded by
+``(seed, epoch, index)``, so an item is the same whichever worker loads it, and a resumed run sees
+exactly the images the interrupted one would have seen.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch.utils.data import Dataset, Sampler
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif"}
+LAYOUT_HINT = ("expected the official layout root/trainA, root/trainB, root/testA, root/testB; "
+               "make one with: python -m cyclegan_edu toy shapes --out DIR")
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """The image files directly in ``folder``, sorted; a clear error when there are none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder {folder} does not exist; {LAYOUT_HINT}")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    if not files:
+        raise FileNotFoundError(f"image folder {folder} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}); "
+                                f"{LAYOUT_HINT}")
+    return files
+
+
+def load_image(path: str | os.PathLike) -> Image.Image:
+    """Open any image as 8-bit RGB: EXIF orientation applied, transparency composited on white,
+    16-bit and 32-bit grey scaled to 8 bits, CMYK and palettes converted."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img)
+            img.load()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"image {path} does not exist") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise ValueError(f"cannot read image {path}: {err}. Delete or replace the file, "
+                         "or pass skip_bad=True to skip unreadable images") from None
+    return to_rgb(img)
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Convert a PIL image of any mode to RGB (see :func:`load_image`)."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        img = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    elif img.mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        img = Image.fromarray(np.clip(arr * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if img.mode == "P" and "transparency" in img.info or img.mode in ("LA", "PA"):
+        img = img.convert("RGBA")
+    if img.mode == "RGBA":
+        background = Image.new("RGB", img.size, (255, 255, 255))
+        background.paste(img, mask=img.getchannel("A"))
+        return background
+    return img.convert("RGB")
+
+
+def to_tensor(img: Image.Image) -> torch.Tensor:
+    """RGB PIL image → float tensor (3, H, W) in [-1, 1] (the generator's tanh range)."""
+    arr = torch.from_numpy(np.array(img, dtype=np.uint8, copy=True)).permute(2, 0, 1)
+    return arr.float().div_(127.5).sub_(1.0)
+
+
+def to_image(x: torch.Tensor) -> Image.Image:
+    """Float tensor (3, H, W) in [-1, 1] → RGB PIL image."""
+    arr = ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    return Image.fromarray(arr, "RGB")
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int = 4) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Reflection-pad a (N, C, H, W) batch so H and W are multiples of ``multiple``; returns the batch
+    and the original (H, W) to crop back to after translation."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    return x, (h, w)
+
+
+class Preprocess:
+    """The official ``get_transform``: ``resize_and_crop``, ``crop``, ``scale_width_and_crop``,
+    ``resize`` (to image_size) or ``none`` (sizes rounded to a multiple of 4), then flip.
+
+    ``resize(img)`` is the deterministic part (cached by the datasets); ``__call__(images,
+    generator)`` then applies one random crop and flip to a list of resized images (a pix2pix pair
+    must stay aligned), drawing the offsets from ``generator``.
+    """
+
+    def __init__(self, image_size: int, load_size: int, preprocess: str = "resize_and_crop",
+                 flip: bool = True, train: bool = True):
+        self.image_size, self.load_size = image_size, load_size
+        self.mode = preprocess if train else ("none" if preprocess == "none" else "resize")
+        self.flip = flip and train
+
+    def resize(self, img: Image.Image) -> Image.Image:
+        """The deterministic part (cacheable): the resize before cropping."""
+        s, w, h = self.load_size, *img.size
+        if self.mode == "resize_and_crop":
+            return img.resize((s, s), Image.BICUBIC)
+        if self.mode == "scale_width_and_crop" and w != s:
+            return img.resize((s, max(self.image_size, round(h * s / w))), Image.BICUBIC)
+        if self.mode == "resize":
+            return img.resize((self.image_size, self.image_size), Image.BICUBIC)
+        if self.mode == "none" and (w % 4 or h % 4):
+            return img.resize((max(4, round(w / 4) * 4), max(4, round(h / 4) * 4)), Image.BICUBIC)
+        return img
+
+    def __call__(self, images: list[Image.Image], generator: torch.Generator, names=()) -> list[torch.Tensor]:
+        if self.mode in ("resize_and_crop", "crop", "scale_width_and_crop"):
+            w, h = images[0].size
+            if w < self.image_size or h < self.image_size:
+                name = f" {names[0]}" if names else ""
+                raise ValueError(f"image{name} is {w}×{h}, smaller than the crop size {self.image_size}; "
+                                 "use preprocess='resize_and_crop' or a smaller image_size")
+            x = int(torch.randint(0, w - self.image_size + 1, (1,), generator=generator))
+            y = int(torch.randint(0, h - self.image_size + 1, (1,), generator=generator))
+            images = [img.crop((x, y, x + self.image_size, y + self.image_size)) for img in images]
+        flip = self.flip and bool(torch.rand((), generator=generator) < 0.5)
+        tensors = [to_tensor(img) for img in images]
+        return [t.flip(-1) for t in tensors] if flip else tensors
+
+
+def _item_generator(seed: int, epoch: int, index: int) -> torch.Generator:
+    return torch.Generator().manual_seed((seed * 1_000_003 + epoch) * 1_000_033 + index)
+
+
+class _FolderDataset(Dataset):
+    """Shared machinery: per-item seeded randomness, an optional in-memory cache of resized images,
+    and skipping of unreadable files when asked."""
+
+    def __init__(self, image_size, load_size, preprocess, flip, train, seed, cache, skip_bad):
+        self.transform = Preprocess(image_size, load_size, preprocess, flip, train)
+        self.seed, self.epoch = seed, 0
+        self.cache: dict[Path, Image.Image] | None = {} if cache else None
+        self.skip_bad = skip_bad
+
+    def set_epoch(self, epoch: int) -> None:
+        """Call before each epoch (as with DistributedSampler) so crops and pairings change."""
+        self.epoch = epoch
+
+    def _load(self, path: Path) -> Image.Image:
+        if self.cache is not None and path in self.cache:
+            return self.cache[path]
+        img = self.transform.resize(load_image(path))
+        if self.cache is not None:
+            self.cache[path] = img
+        return img
+
+    def _load_or_skip(self, paths: list[Path], i: int) -> tuple[Image.Image, Path]:
+        for k in range(len(paths)):
+            path = paths[(i + k) % len(paths)]
+            try:
+                return self._load(path), path
+            except ValueError as err:
+                if not self.skip_bad:
+                    raise
+                warnings.warn(f"skipping unreadable image: {err}")
+        raise ValueError(f"no readable image among {len(paths)} files in {paths[0].parent}")
+
+
+class UnpairedImageFolder(_FolderDataset):
+    """``root/{phase}A`` and ``root/{phase}B``, paired at random as the official unaligned loader:
+    item ``i`` is the i-th A image (modulo) with a random B image. Its length is the larger count.
+
+    Items are dicts ``{"A", "B", "A_path", "B_path"}`` of (3, S, S) tensors in [-1, 1].
+    """
+
+    def __init__(self, root: str | os.PathLike, phase: str = "train", image_size: int = 256,
+                 load_size: int = 286, preprocess: str = "resize_and_crop", flip: bool = True,
+                 seed: int = 0, cache: bool = False, skip_bad: bool = False):
+        root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"dataset folder {root} does not exist; {LAYOUT_HINT}")
+        self.A_paths = list_images(root / f"{phase}A")
+        self.B_paths = list_images(root / f"{phase}B")
+        super().__init__(image_size, load_size, preprocess, flip, phase == "train", seed, cache, skip_bad)
+
+    def __len__(self) -> int:
+        return max(len(self.A_paths), len(self.B_paths))
+
+    def __getitem__(self, index: int) -> dict:
+        g = _item_generator(self.seed, self.epoch, index)
+        b_index = int(torch.randint(0, len(self.B_paths), (1,), generator=g))
+        img_A, path_A = self._load_or_skip(self.A_paths, index % len(self.A_paths))
+        img_B, path_B = self._load_or_skip(self.B_paths, b_index)
+        (A,) = self.transform([img_A], g, [path_A])
+        (B,) = self.transform([img_B], g, [path_B])
+        return {"A": A, "B": B, "A_path": str(path_A), "B_path": str(path_B)}
+
+
+class PairedImageFolder(_FolderDataset):
+    """pix2pix's aligned format: ``root/{phase}`` of images with A on the left half and B on the
+    right; one crop and flip is applied to both halves."""
+
+    def __init__(self, root: str | os.PathLike, phase: str = "train", image_size: int = 256,
+                 load_size: int = 286, preprocess: str = "resize_and_crop", flip: bool = True,
+                 seed: int = 0, cache: bool = False, skip_bad: bool = False):
+        self.paths = list_images(Path(root) / phase)
+        super().__init__(image_size, load_size, preprocess, flip, phase == "train", seed, cache, skip_bad)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def _load(self, path: Path):
+        if self.cache is not None and path in self.cache:
+            return self.cache[path]
+        ab = load_image(path)
+        w, h = ab.size
+        if w < 2:
+            raise ValueError(f"paired image {path} is {w}×{h}: expected A and B side by side")
+        pair = tuple(self.transform.resize(half) for half in (ab.crop((0, 0, w // 2, h)), ab.crop((w // 2, 0, w, h))))
+        if self.cache is not None:
+            self.cache[path] = pair
+        return pair
+
+    def __getitem__(self, index: int) -> dict:
+        g = _item_generator(self.seed, self.epoch, index)
+        (img_A, img_B), path = self._load_or_skip(self.paths, index)
+        A, B = self.transform([img_A, img_B], g, [path])
+        return {"A": A, "B": B, "A_path": str(path), "B_path": str(path)}
+
+
+class ImageFiles(Dataset):
+    """A list of image files, resized for inference (``size=None``: keep the size; the caller pads
+    to a multiple of 4). Items are ``(tensor, path)``."""
+
+    def __init__(self, paths: list[Path], size: int | None = None):
+        self.paths, self.size = list(paths), size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int):
+        img = load_image(self.paths[index])
+        if self.size:
+            img = img.resize((self.size, self.size), Image.BICUBIC)
+        return to_tensor(img), str(self.paths[index])
+
+
+def load_folder(folder: str | os.PathLike, size: int, limit: int | None = None) -> torch.Tensor:
+    """Every image of ``folder`` (sorted, at most ``limit``) resized to ``size`` as one (N, 3, S, S)
+    batch in [-1, 1]: the notebooks' way to get a test set."""
+    files = list_images(folder)[:limit]
+    return torch.stack([ImageFiles(files, size)[i][0] for i in range(len(files))])
+
+
+class EpochSampler(Sampler[int]):
+    """A fresh random order each epoch, from ``(seed, epoch)`` alone, that can start mid-epoch:
+    what a resumed run needs to see the same batches as an uninterrupted one."""
+
+    def __init__(self, n: int, seed: int = 0, shuffle: bool = True):
+        self.n, self.seed, self.shuffle = n, seed, shuffle
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def __iter__(self):
+        order = (torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 7919 + self.epoch))
+                 if self.shuffle else torch.arange(self.n))
+        return iter(order[self.start:].tolist())
+
+    def __len__(self) -> int:
+        return self.n - self.start

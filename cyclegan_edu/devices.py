@@ -1,0 +1,65 @@
+"""Where a run computes (CUDA, Apple's MPS or the CPU) and at what precision."""
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import torch
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """``"auto"`` picks CUDA, then MPS, then the CPU; any other name must be available."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"device={name!r} is not a device name; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={name!r} but CUDA is not available here; use --device cpu or auto")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device={name!r} but MPS is not available here; use --device cpu or auto")
+    return device
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU computes bfloat16 natively (AVX512-BF16 or AMX), where bf16 autocast pays off.
+    Elsewhere bf16 is emulated and slower than fp32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device``, or None for plain fp32.
+
+    ``"auto"`` means bf16 on CUDA cards that support it, fp16 on older cards (with loss scaling),
+    and fp32 on CPUs and MPS: on the CPU bf16 is opt-in (``precision="bf16"``), because it pays off
+    only where :func:`cpu_has_native_bf16` and the book's CPU numbers were measured in fp32.
+    """
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "fp16":
+        if device.type != "cuda":
+            raise ValueError("precision='fp16' needs CUDA; use 'bf16' or 'fp32' on this device")
+        return torch.float16
+    if precision == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return None
+    raise ValueError(f"precision={precision!r}: choose auto, fp32, bf16 or fp16")
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """``torch.autocast`` for ``dtype``, or a no-op context for fp32."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)

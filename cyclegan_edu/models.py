@@ -1,0 +1,258 @@
+"""CycleGAN (Zhu et al. 2017) and its paired baseline pix2pix (Isola et al. 2017): the networks,
+their optimizers, and one training ``step`` each.
+
+Domain names follow the official code: A is the paper's X and B is its Y.
+
+============  =========  ==========================================================
+code          paper      role
+============  =========  ==========================================================
+``G_AB``      G          generator X → Y
+``G_BA``      F          generator Y → X
+``D_A``       D_X        discriminator of domain A: real A images vs. F(y)
+``D_B``       D_Y        discriminator of domain B: real B images vs. G(x)
+============  =========  ==========================================================
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+from torch import nn
+
+from .config import Config
+from .devices import autocast, autocast_dtype, select_device
+from .losses import GANLoss, cycle_loss, identity_loss
+from .networks import NLayerDiscriminator, ResnetGenerator, UnetGenerator, init_weights
+from .pool import ImagePool
+
+DIRECTIONS = ("AtoB", "BtoA")
+
+
+def set_requires_grad(nets, flag: bool) -> None:
+    """Freeze (False) or unfreeze (True) every parameter of ``nets``: a generator update must not
+    spend time on gradients of the discriminators it is judged by."""
+    for net in nets:
+        for p in net.parameters():
+            p.requires_grad_(flag)
+
+
+class TranslationModel(nn.Module):
+    """What the trainer needs of a model: ``step``, ``translate``, optimizers, pools and precision."""
+
+    optimizers: dict[str, torch.optim.Optimizer]
+    pools: dict[str, ImagePool]
+
+    def __init__(self, config: Config):
+        super().__init__()
+        self.config = config
+        self.pools = {}
+        self.amp_dtype: torch.dtype | None = None
+        self.scaler: torch.amp.GradScaler | None = None
+
+    def setup(self, device: torch.device | str | None = None) -> "TranslationModel":
+        """Move to ``device`` (default: the config's), choose the precision, then build the optimizers
+        (Adam with the paper's lr 2e-4 and β = (0.5, 0.999))."""
+        device = select_device(self.config.device) if device is None else torch.device(device)
+        self.to(device)
+        if self.config.channels_last:
+            self.to(memory_format=torch.channels_last)
+        self.amp_dtype = autocast_dtype(self.config.precision, device)
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        c = self.config
+        self.optimizers = {name: torch.optim.Adam(params, lr=c.lr, betas=(c.beta1, c.beta2))
+                           for name, params in self.parameter_groups().items()}
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        raise NotImplementedError
+
+    def _backward(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        if self.scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(optimizer)
+
+    def _autocast(self):
+        return autocast(self.device, self.amp_dtype)
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if self.config.channels_last else x
+
+
+class CycleGAN(TranslationModel):
+    """Two generators and two PatchGAN discriminators trained with Eq. 3 (plus the identity loss).
+
+    Every ablation of the paper's Table 4 is a setting of :class:`~cyclegan_edu.config.Config`:
+    ``lambda_gan=0`` (cycle alone), ``lambda_cycle=0`` (GAN alone), ``cycle_backward=False``
+    (GAN + forward cycle), ``cycle_forward=False`` (GAN + backward cycle).
+    """
+
+    def __init__(self, config: Config):
+        super().__init__(config)
+        c = config
+        if c.lambda_identity > 0 and c.input_nc != c.output_nc:
+            raise ValueError("the identity loss feeds B images to G_AB, so it needs input_nc == output_nc; "
+                             "set lambda_identity=0")
+
+        def generator(i, o):
+            return ResnetGenerator(i, o, c.ngf, c.n_blocks, c.norm, c.dropout, c.upsample)
+
+        def discriminator(i):
+            return NLayerDiscriminator(i, c.ndf, c.n_layers_D, c.norm)
+
+        self.G_AB = generator(c.input_nc, c.output_nc)     # G: X → Y
+        self.G_BA = generator(c.output_nc, c.input_nc)     # F: Y → X
+        self.D_A = discriminator(c.input_nc)               # D_X: is this a real A image?
+        self.D_B = discriminator(c.output_nc)              # D_Y: is this a real B image?
+        for net in (self.G_AB, self.G_BA, self.D_A, self.D_B):
+            init_weights(net, "normal", c.init_gain)
+        self.gan_loss = GANLoss(c.gan_mode)
+        # fake_A images (from G_BA) train D_A; fake_B images (from G_AB) train D_B
+        self.pools = {"fake_A": ImagePool(c.pool_size), "fake_B": ImagePool(c.pool_size)}
+
+    def parameter_groups(self):
+        return {"G": list(itertools.chain(self.G_AB.parameters(), self.G_BA.parameters())),
+                "D": list(itertools.chain(self.D_A.parameters(), self.D_B.parameters()))}
+
+    def step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, float]:
+        """One training iteration, in the official order. Returns every loss term as a float.
+
+        1. Generators (D frozen): ``L_GAN(G) + L_GAN(F) + λ(L_cyc,A + L_cyc,B) + λλ_id(L_id,A + L_id,B)``.
+        2. Discriminators on the pooled fakes: ``0.5 (L(D(real), 1) + L(D(fake), 0))`` each; the 0.5
+           slows D relative to G (§4).
+
+        Each generator output is computed once and reused by both updates.
+        """
+        c = self.config
+        real_A, real_B = self._prepare(real_A), self._prepare(real_B)
+        opt_G, opt_D = self.optimizers["G"], self.optimizers["D"]
+        losses: dict[str, torch.Tensor] = {}
+
+        set_requires_grad((self.D_A, self.D_B), False)
+        opt_G.zero_grad(set_to_none=True)
+        with self._autocast():
+            fake_B = self.G_AB(real_A)
+            fake_A = self.G_BA(real_B)
+            losses["G_AB_gan"] = self.gan_loss(self.D_B(fake_B), True)
+            losses["G_BA_gan"] = self.gan_loss(self.D_A(fake_A), True)
+            if c.lambda_cycle > 0 and c.cycle_forward:    # x → G(x) → F(G(x)) ≈ x
+                losses["cycle_A"] = cycle_loss(real_A, self.G_BA(fake_B))
+            if c.lambda_cycle > 0 and c.cycle_backward:   # y → F(y) → G(F(y)) ≈ y
+                losses["cycle_B"] = cycle_loss(real_B, self.G_AB(fake_A))
+            if c.lambda_identity > 0:                     # G(y) ≈ y and F(x) ≈ x (§5.2)
+                losses["idt_A"] = identity_loss(real_B, self.G_AB(real_B))
+                losses["idt_B"] = identity_loss(real_A, self.G_BA(real_A))
+            total_G = c.lambda_gan * (losses["G_AB_gan"] + losses["G_BA_gan"])
+            total_G = total_G + c.lambda_cycle * (losses.get("cycle_A", 0) + losses.get("cycle_B", 0))
+            total_G = total_G + c.lambda_cycle * c.lambda_identity * (losses.get("idt_A", 0) + losses.get("idt_B", 0))
+        losses["G_total"] = total_G
+        self._backward(total_G, opt_G)
+
+        set_requires_grad((self.D_A, self.D_B), True)
+        opt_D.zero_grad(set_to_none=True)
+        with self._autocast():
+            losses["D_A"] = self._discriminator_loss(self.D_A, real_A, self.pools["fake_A"].query(fake_A))
+            losses["D_B"] = self._discriminator_loss(self.D_B, real_B, self.pools["fake_B"].query(fake_B))
+        self._backward(losses["D_A"] + losses["D_B"], opt_D)
+        if self.scaler is not None:
+            self.scaler.update()
+        return {name: float(value.detach()) for name, value in losses.items()}
+
+    def _discriminator_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (self.gan_loss(D(real), True) + self.gan_loss(D(fake.detach()), False))
+
+    @torch.no_grad()
+    def translate(self, x: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
+        """``G(x)`` for ``"AtoB"`` or ``F(x)`` for ``"BtoA"``, in eval mode without gradients."""
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction={direction!r}: choose 'AtoB' or 'BtoA'")
+        net = self.G_AB if direction == "AtoB" else self.G_BA
+        was_training = net.training
+        net.eval()
+        try:
+            with self._autocast():
+                out = net(self._prepare(x))
+        finally:
+            net.train(was_training)
+        return out.float()
+
+
+class Pix2Pix(TranslationModel):
+    """The paired baseline (Isola et al. 2017): a U-Net ``G: A → B`` and a conditional PatchGAN that
+    judges the pair ``(a, b)``, trained with ``L_cGAN + λ_L1 · ||b − G(a)||_1`` (λ_L1 = 100).
+
+    It needs aligned pairs, which is the limitation CycleGAN removes. Defaults are pix2pix's:
+    batch norm, dropout in the U-Net, the cross-entropy ("vanilla") GAN loss and no image pool.
+    """
+
+    def __init__(self, config: Config, lambda_l1: float = 100.0, gan_mode: str = "vanilla"):
+        super().__init__(config)
+        c = config
+        num_downs = int(math.log2(c.image_size))
+        if 2 ** num_downs != c.image_size:
+            raise ValueError(f"image_size={c.image_size}: pix2pix's U-Net needs a power of two (32, 64, …, 256)")
+        self.lambda_l1 = lambda_l1
+        self.G = init_weights(UnetGenerator(c.input_nc, c.output_nc, num_downs, c.ngf, "batch", dropout=True),
+                              "normal", c.init_gain)
+        self.D = init_weights(NLayerDiscriminator(c.input_nc + c.output_nc, c.ndf, c.n_layers_D, "batch"),
+                              "normal", c.init_gain)
+        self.gan_loss = GANLoss(gan_mode)
+
+    def parameter_groups(self):
+        return {"G": list(self.G.parameters()), "D": list(self.D.parameters())}
+
+    def step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, float]:
+        """One iteration in the official order: D on (a, b) vs (a, G(a)), then G."""
+        real_A, real_B = self._prepare(real_A), self._prepare(real_B)
+        opt_G, opt_D = self.optimizers["G"], self.optimizers["D"]
+        with self._autocast():
+            fake_B = self.G(real_A)
+        set_requires_grad((self.D,), True)
+        opt_D.zero_grad(set_to_none=True)
+        with self._autocast():
+            loss_D = 0.5 * (self.gan_loss(self.D(torch.cat([real_A, fake_B.detach()], 1)), False)
+                            + self.gan_loss(self.D(torch.cat([real_A, real_B], 1)), True))
+        self._backward(loss_D, opt_D)
+
+        set_requires_grad((self.D,), False)
+        opt_G.zero_grad(set_to_none=True)
+        with self._autocast():
+            loss_gan = self.gan_loss(self.D(torch.cat([real_A, fake_B], 1)), True)
+            loss_l1 = nn.functional.l1_loss(fake_B, real_B)
+            total = loss_gan + self.lambda_l1 * loss_l1
+        self._backward(total, opt_G)
+        set_requires_grad((self.D,), True)
+        if self.scaler is not None:
+            self.scaler.update()
+        return {"G_gan": float(loss_gan.detach()), "G_L1": float(loss_l1.detach()),
+                "G_total": float(total.detach()), "D": float(loss_D.detach())}
+
+    @torch.no_grad()
+    def translate(self, x: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
+        """``G(a)`` in eval mode (batch norm uses its running statistics, dropout is off)."""
+        if direction != "AtoB":
+            raise ValueError("pix2pix learns one direction only: direction must be 'AtoB'")
+        was_training = self.G.training
+        self.G.eval()
+        try:
+            with self._autocast():
+                out = self.G(self._prepare(x))
+        finally:
+            self.G.train(was_training)
+        return out.float()
+
+
+def build_model(kind: str, config: Config) -> TranslationModel:
+    """``"cyclegan"`` or ``"pix2pix"``, not yet moved to a device (call ``.setup()``)."""
+    kinds = {"cyclegan": CycleGAN, "pix2pix": Pix2Pix}
+    if kind not in kinds:
+        raise ValueError(f"model={kind!r}: choose one of {sorted(kinds)}")
+    return kinds[kind](config)

@@ -1,0 +1,99 @@
+"""Loading generator weights from files made elsewhere, the official pretrained models above all.
+
+The official CycleGAN files (``latest_net_G.pth``, e.g. horse2zebra) are bare state_dicts of a
+``resnet_9blocks`` generator. Those saved with PyTorch < 0.4 (2018-19) also carry
+``running_mean``, ``running_var`` and ``num_batches_tracked`` for every InstanceNorm layer, which
+today's InstanceNorm (no running statistics) does not have; files saved from a DataParallel model
+prefix every key with ``module.``. :func:`load_generator` handles both and infers the architecture.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .networks import ResnetGenerator, UnetGenerator
+
+LEGACY_NORM_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """A state_dict from ``path`` loaded with ``weights_only=True``, ``module.`` prefixes stripped.
+    A cyclegan_edu training checkpoint is refused with a pointer to ``load_model``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated files, pickles with code, not a torch file at all
+        raise ValueError(f"cannot read weights file {path}: {err}") from None
+    if isinstance(state, dict) and state.get("format", "").startswith("cyclegan_edu.checkpoint"):
+        raise ValueError(f"{path} is a cyclegan_edu training checkpoint; load it with --run "
+                         "(cyclegan_edu.train.load_model)")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path} does not hold a state_dict (a mapping of names to tensors)")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def load_generator(path: str | os.PathLike, dropout: bool = False, upsample: str = "deconv",
+                   device: str | torch.device = "cpu") -> nn.Module:
+    """A generator with the weights of ``path``, in eval mode, loaded with ``strict=True``.
+
+    The architecture is read from the keys: a ResNet generator (``model.1.weight`` …; the number of
+    residual blocks, ngf and channel counts inferred) or pix2pix's U-Net (``model.model.…``, its depth
+    inferred). Legacy InstanceNorm statistics are dropped. Any other mismatch raises ValueError
+    naming the missing and unexpected keys.
+    """
+    state = read_state_dict(path)
+    if "model.model.0.weight" in state:
+        net = _unet_for(state, path)
+    elif "model.1.weight" in state:
+        first, last = state["model.1.weight"], _head_weight(state, path)
+        blocks = {int(m.group(1)) for k in state if (m := re.match(r"model\.(\d+)\.conv_block\.", k))}
+        net = ResnetGenerator(first.shape[1], last.shape[0], first.shape[0], len(blocks), "instance",
+                              dropout, upsample)
+    else:
+        raise ValueError(f"{path}: not a CycleGAN/pix2pix generator (no model.1.weight or model.model.0.weight key); "
+                         f"first keys: {list(state)[:5]}")
+    expected = net.state_dict().keys()
+    state = {k: v for k, v in state.items() if k in expected or not k.endswith(LEGACY_NORM_SUFFIXES)}
+    _check_keys(path, state, net)
+    net.load_state_dict(state, strict=True)
+    return net.to(device).eval()
+
+
+def _head_weight(state: dict, path) -> torch.Tensor:
+    convs = sorted((int(m.group(1)), k) for k in state if (m := re.fullmatch(r"model\.(\d+)\.weight", k)))
+    if not convs:
+        raise ValueError(f"{path}: no output layer found")
+    return state[convs[-1][1]]
+
+
+def _unet_for(state: dict, path) -> UnetGenerator:
+    first = state["model.model.0.weight"]
+    out_nc = state["model.model.3.weight"].shape[1] if "model.model.3.weight" in state else 3
+    norm = "batch" if "model.model.1.model.2.weight" in state else "instance"
+    for num_downs in range(5, 10):
+        net = UnetGenerator(first.shape[1], out_nc, num_downs, first.shape[0], norm)
+        expected = net.state_dict().keys()
+        if {k for k in state if k in expected or not k.endswith(LEGACY_NORM_SUFFIXES)} == expected:
+            return net
+    raise ValueError(f"{path}: looks like a U-Net generator, but no depth from 5 to 9 levels matches its keys")
+
+
+def _check_keys(path, state: dict, net: nn.Module) -> None:
+    expected = net.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
+             if k in state and state[k].shape != v.shape]
+    if missing or unexpected or wrong:
+        hint = (" (conv_block.6 keys mean it was trained with dropout: pass dropout=True)"
+                if any(".conv_block.6." in k for k in unexpected) else "")
+        raise ValueError(f"{path} does not fit a {type(net).__name__}{hint}: "
+                         f"missing keys {missing[:6]}{'…' if len(missing) > 6 else ''}, "
+                         f"unexpected keys {unexpected[:6]}{'…' if len(unexpected) > 6 else ''}, "
+                         f"wrong shapes {wrong[:4]}")
