@@ -57,6 +57,10 @@ class TranslationModel(nn.Module):
         self.to(device)
         if self.config.channels_last:
             self.to(memory_format=torch.channels_last)
+        if self.config.compile:
+            for net in self.children():
+                if any(True for _ in net.parameters()):
+                    net.compile()     # keeps the state_dict keys, unlike torch.compile(net)
         self.amp_dtype = autocast_dtype(self.config.precision, device)
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         c = self.config

@@ -79,9 +79,6 @@ class Trainer:
         self.steps_per_epoch = math.ceil(len(self.dataset) / config.batch_size)
         self.total_steps = config.iters or (config.n_epochs + config.n_epochs_decay) * self.steps_per_epoch
         self.model: TranslationModel = build_model(model, config).setup(self.device)
-        if config.compile:
-            for net in self.model.children():
-                net.compile()
         self.schedulers = {name: torch.optim.lr_scheduler.LambdaLR(opt, self._lr_factor)
                            for name, opt in self.model.optimizers.items()}
         self.step = 0
@@ -179,6 +176,7 @@ class Trainer:
             "model_kind": self.kind,
             "config": self.config.to_dict(),
             "step": self.step,
+            "total_steps": self.total_steps,
             "nets": self.model.state_dict(),
             "optimizers": {k: o.state_dict() for k, o in self.model.optimizers.items()},
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
@@ -276,3 +274,34 @@ def _claim_run_dir(out: Path, resume: bool, force: bool) -> None:
         for name in (CHECKPOINT, "history.csv", "config.json"):
             (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
+
+
+RUNS_ENV = "CYCLEGAN_EDU_RUNS"
+
+
+def runs_root() -> Path:
+    """Where :func:`train_or_load` keeps its runs: ``$CYCLEGAN_EDU_RUNS``, else ``~/.cache/cyclegan_edu/runs``."""
+    return Path(os.environ.get(RUNS_ENV) or Path.home() / ".cache" / "cyclegan_edu" / "runs")
+
+
+def train_or_load(name: str, config: Config, data: str | os.PathLike, model: str = "cyclegan",
+                  progress: bool = True, root: str | os.PathLike | None = None) -> tuple[TranslationModel, list[dict]]:
+    """The notebooks' "load the result if it exists, else train" (after the UvA DL notebooks).
+
+    The run lives in ``root/<name>-<hash>``, where the hash covers the config, the model kind and
+    the data folder, so changing any knob trains afresh and nothing stale is reused. An interrupted
+    run is resumed. Returns the trained model and its loss history.
+    """
+    import hashlib
+    key = json.dumps({"model": model, "data": str(Path(data).resolve()), **config.to_dict()}, sort_keys=True)
+    out = Path(root or runs_root()) / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+    checkpoint = out / CHECKPOINT
+    if checkpoint.exists():
+        state = read_checkpoint(checkpoint)
+        if state["step"] >= state["total_steps"]:
+            loaded = build_model(model, config)
+            loaded.load_state_dict(state["nets"])
+            return loaded.setup(), list(state["history"])
+    trainer = Trainer(config, data, out=out, model=model, resume=True, progress=progress)
+    trainer.fit()
+    return trainer.model, trainer.history

@@ -1,0 +1,107 @@
+"""Figures for the book: image grids, loss curves and metric bars, each with a title and labelled axes."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+
+def to_numpy_image(x: torch.Tensor) -> np.ndarray:
+    """(3, H, W) tensor in [-1, 1] → (H, W, 3) float array in [0, 1] for ``imshow``."""
+    return ((x.detach().float().cpu().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy()
+
+
+def image_grid(rows: Sequence[torch.Tensor], row_titles: Sequence[str] = (), title: str | None = None,
+               col_titles: Sequence[str] = (), scale: float = 1.3) -> plt.Figure:
+    """One row per batch in ``rows`` (each (N, 3, H, W) in [-1, 1]), N columns, titled rows."""
+    if not rows:
+        raise ValueError("image_grid needs at least one row of images")
+    n_cols = max(len(r) for r in rows)
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(scale * n_cols + (1.2 if row_titles else 0), scale * len(rows)),
+                             squeeze=False)
+    for r, row in enumerate(rows):
+        for c in range(n_cols):
+            ax = axes[r][c]
+            ax.set_xticks([]), ax.set_yticks([])
+            for side in ax.spines.values():
+                side.set_visible(False)
+            if c < len(row):
+                ax.imshow(to_numpy_image(row[c]), interpolation="nearest")
+            if c == 0 and r < len(row_titles):
+                ax.set_ylabel(row_titles[r], rotation=0, ha="right", va="center", fontsize=9)
+            if r == 0 and c < len(col_titles):
+                ax.set_title(col_titles[c], fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _smooth(values: np.ndarray, window: int) -> np.ndarray:
+    if window <= 1 or len(values) < window:
+        return values
+    kernel = np.ones(window) / window
+    return np.convolve(values, kernel, mode="valid")
+
+
+def plot_history(history: Sequence[dict], keys: Sequence[str] | None = None, smooth: int = 10,
+                 title: str = "Training losses", ax: plt.Axes | None = None) -> plt.Axes:
+    """Loss curves against the step, each smoothed by a running mean over ``smooth`` records."""
+    if not history:
+        raise ValueError("the history is empty: train first")
+    skip = {"step", "epoch", "lr", "seconds"}
+    keys = list(keys) if keys else [k for k in history[0] if k not in skip]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.5))
+    steps = np.array([h["step"] for h in history])
+    for key in keys:
+        values = np.array([h.get(key, np.nan) for h in history], dtype=float)
+        smoothed = _smooth(values, smooth)
+        ax.plot(steps[len(steps) - len(smoothed):], smoothed, label=key)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("loss" + (f" (running mean of {smooth})" if smooth > 1 else ""))
+    ax.set_title(title)
+    ax.legend(fontsize=8, ncol=min(3, len(keys)))
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def metric_bars(table: dict[str, dict[str, float]], metrics: Sequence[str] | None = None,
+                title: str = "", ylabel: str = "score") -> plt.Axes:
+    """Grouped bars: one group per row of ``table`` (e.g. an ablation variant), one bar per metric."""
+    rows = list(table)
+    metrics = list(metrics) if metrics else list(next(iter(table.values())))
+    width = 0.8 / len(metrics)
+    _, ax = plt.subplots(figsize=(max(6, 1.3 * len(rows)), 3.5))
+    x = np.arange(len(rows))
+    for i, metric in enumerate(metrics):
+        ax.bar(x + (i - (len(metrics) - 1) / 2) * width, [table[r][metric] for r in rows], width, label=metric)
+    ax.set_xticks(x, rows, rotation=15)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    return ax
+
+
+def sweep_plot(values: Sequence[float], series: dict[str, Sequence[float]], xlabel: str, title: str,
+               log_x: bool = True) -> plt.Axes:
+    """Metrics (one line each) against a swept setting such as λ; λ = 0 is drawn at the left edge."""
+    _, ax = plt.subplots(figsize=(6, 3.5))
+    xs = np.array(values, dtype=float)
+    if log_x:
+        positive = xs[xs > 0]
+        zero_at = positive.min() / 3 if len(positive) else 1e-3
+        xs = np.where(xs > 0, xs, zero_at)
+        ax.set_xscale("log")
+    for name, ys in series.items():
+        ax.plot(xs, ys, marker="o", label=name)
+    ax.set_xticks(xs, [f"{v:g}" for v in values])
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return ax
+
