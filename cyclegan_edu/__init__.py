@@ -17,17 +17,33 @@ One concept per module, in the order data flows through a run:
 ``viz``           figures; ``widgets``: notebook explorers
 ================  ==============================================================
 """
-from .config import Config, get_preset, PRESETS
-from .networks import (ResnetGenerator, UnetGenerator, NLayerDiscriminator, PixelDiscriminator,
-                       FullImageDiscriminator, init_weights, receptive_field, count_parameters)
-from .losses import GANLoss, cycle_loss, identity_loss
-from .pool import ImagePool
-from .models import CycleGAN, Pix2Pix, build_model
-from .train import Trainer, load_model, linear_decay
-from .pretrained import load_generator
+import importlib
+
+# Where each public name lives. They are imported on first use (PEP 562), so that the command line
+# (``python -m cyclegan_edu toy --list``) and the data scripts start without loading torch.
+_EXPORTS = {
+    "config": ["Config", "get_preset", "PRESETS"],
+    "networks": ["ResnetGenerator", "UnetGenerator", "NLayerDiscriminator", "PixelDiscriminator",
+                 "FullImageDiscriminator", "init_weights", "receptive_field", "count_parameters"],
+    "losses": ["GANLoss", "cycle_loss", "identity_loss"],
+    "pool": ["ImagePool"],
+    "models": ["CycleGAN", "Pix2Pix", "build_model"],
+    "train": ["Trainer", "load_model", "linear_decay"],
+    "pretrained": ["load_generator"],
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __version__ = "0.1.0"
-__all__ = ["Config", "get_preset", "PRESETS", "ResnetGenerator", "UnetGenerator", "NLayerDiscriminator",
-           "PixelDiscriminator", "FullImageDiscriminator", "init_weights", "receptive_field", "count_parameters",
-           "GANLoss", "cycle_loss", "identity_loss", "ImagePool", "CycleGAN", "Pix2Pix", "build_model",
-           "Trainer", "load_model", "linear_decay", "load_generator"]
+__all__ = list(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

@@ -14,6 +14,7 @@ time ("load if it exists, else make it").
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -73,8 +74,14 @@ def generate(name: str, out: str | os.PathLike, size: int | None = None, n_train
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not force:
         raise FileExistsError(f"{out} exists and is not empty; choose another --out or pass --force")
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    spec.build(out, size or spec.default_size, n_train, n_test, seed, paired)
+    try:
+        spec.build(out, size or spec.default_size, n_train, n_test, seed, paired)
+    except BaseException:
+        if created:  # a bad argument or an interruption leaves nothing half-written behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     (out / ".complete").write_text(f"{name} size={size or spec.default_size} seed={seed}\n")
     return out
 

@@ -1,0 +1,250 @@
+"""Numbers for translations: errors against a ground truth, the paper's segmentation scores, and
+what a generator does to its inputs.
+
+Images are (N, 3, H, W) float tensors in [-1, 1], the generators' tanh range. The paper scores its
+results with perceptual studies and with segmentation scores (§5.1.1: per-pixel accuracy, per-class
+accuracy and class IoU, of an FCN run on generated photos in Tables 2 and 4, of the photo→labels
+outputs themselves in Tables 3 and 5). Our procedural domains have the exact right answer for every
+test image, so we can also measure plain distances to it:
+
+* :func:`l1`, :func:`psnr`, :func:`ssim`: distance to the ground truth;
+* :func:`mask_iou`, :func:`segmentation_scores`: geometry kept (object masks, label maps);
+* :func:`success_rate`: the share of outputs a classifier judges to be of the target class;
+* :func:`cycle_error`, :func:`output_diversity`, :func:`color_drift`: what the losses do: cycle
+  consistency (Eq. 2), mode collapse (the problem the cycle loss addresses, §1 and §3.2), hue
+  changes (the identity loss, §5.2);
+* :func:`frechet_distance`: the distance between two Gaussians fitted to features (the idea of FID);
+* :func:`score_against_truth`: all the ground-truth numbers for a model on a task folder.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .data import list_images, load_folder
+
+
+def _check_pair(x: torch.Tensor, y: torch.Tensor, what: str) -> None:
+    if x.shape != y.shape:
+        raise ValueError(f"{what} needs two batches of the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    if x.dim() != 4 or x.shape[1] != 3:
+        raise ValueError(f"{what} takes (N, 3, H, W) images in [-1, 1], got shape {tuple(x.shape)}")
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] → [0, 1], as float64 on the CPU (the scores should not depend on the device)."""
+    return (x.detach().cpu().double() + 1) / 2
+
+
+def l1(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Mean absolute difference per pixel and channel, in [-1, 1] units (0 = identical, 2 = black
+    against white; multiply by 127.5 for 8-bit grey levels). The distance of the cycle loss, Eq. 2."""
+    _check_pair(x, y, "l1")
+    return float((x.detach().cpu().double() - y.detach().cpu().double()).abs().mean())
+
+
+def psnr(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Peak signal-to-noise ratio in dB on [0, 1] images: ``10·log10(1 / MSE)`` per image, then the
+    mean over images. Higher is better; identical images are capped at 100 dB (MSE floored at 1e-10)."""
+    _check_pair(x, y, "psnr")
+    mse = ((_unit(x) - _unit(y)) ** 2).flatten(1).mean(1).clamp_min(1e-10)
+    return float((10 * torch.log10(1 / mse)).mean())
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Structural similarity (Wang et al. 2004) on [0, 1] images: local means, variances and covariance
+    under an 11×11 Gaussian window (σ = 1.5, no padding), constants C1 = 0.01², C2 = 0.03², averaged over
+    positions, channels and images. 1 = identical; needs images of at least 11×11 pixels."""
+    _check_pair(x, y, "ssim")
+    if min(x.shape[-2:]) < 11:
+        raise ValueError(f"ssim needs images of at least 11×11 pixels (its window), got {tuple(x.shape[-2:])}")
+    g = torch.exp(-((torch.arange(11, dtype=torch.float64) - 5) ** 2) / (2 * 1.5 ** 2))
+    g = g / g.sum()
+
+    def blur(z: torch.Tensor) -> torch.Tensor:   # the 2-D Gaussian is separable: rows, then columns
+        return (z.unfold(-1, 11, 1) @ g).unfold(-2, 11, 1) @ g
+    a, b = _unit(x), _unit(y)
+    mu_a, mu_b = blur(a), blur(b)
+    var_a, var_b = blur(a * a) - mu_a ** 2, blur(b * b) - mu_b ** 2
+    cov = blur(a * b) - mu_a * mu_b
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    score = (2 * mu_a * mu_b + c1) * (2 * cov + c2) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+    return float(score.mean())
+
+
+def mask_iou(pred_mask: torch.Tensor, gt_mask: torch.Tensor) -> float:
+    """Intersection over union of boolean masks (N, H, W), per image, averaged over images. An image
+    where both masks are empty counts as 1 (they agree)."""
+    if pred_mask.shape != gt_mask.shape:
+        raise ValueError(f"mask_iou needs masks of the same shape, "
+                         f"got {tuple(pred_mask.shape)} and {tuple(gt_mask.shape)}")
+    if pred_mask.dim() < 2:
+        raise ValueError(f"mask_iou takes (N, H, W) or (H, W) masks, got shape {tuple(pred_mask.shape)}")
+    p, g = pred_mask.bool().cpu(), gt_mask.bool().cpu()
+    if p.dim() == 2:
+        p, g = p[None], g[None]
+    inter = (p & g).flatten(1).sum(1).double()
+    union = (p | g).flatten(1).sum(1).double()
+    return float(torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union)).mean())
+
+
+def segmentation_scores(pred: torch.Tensor, gt: torch.Tensor, n_classes: int) -> dict[str, float]:
+    """The three score columns of the paper's Tables 2–5 (§5.1.1) from label maps (N, H, W) of class indices.
+
+    One confusion matrix over all pixels of all images, then
+    ``pixel_acc`` = correct pixels / all pixels;
+    ``class_acc`` = mean over classes of (correct pixels of the class / pixels of the class in gt);
+    ``class_iou`` = mean over classes of |pred ∩ gt| / |pred ∪ gt|;
+    the class means run over the classes present in ``gt`` (as the Cityscapes evaluation).
+    """
+    if pred.shape != gt.shape:
+        raise ValueError(f"segmentation_scores needs label maps of the same shape, "
+                         f"got {tuple(pred.shape)} and {tuple(gt.shape)}")
+    pred, gt = pred.long().cpu().flatten(), gt.long().cpu().flatten()
+    for name, labels in (("pred", pred), ("gt", gt)):
+        if labels.numel() and (labels.min() < 0 or labels.max() >= n_classes):
+            raise ValueError(f"{name} holds class {int(labels.min())}..{int(labels.max())}, outside 0..{n_classes - 1} "
+                             f"(n_classes={n_classes})")
+    if gt.numel() == 0:
+        raise ValueError("segmentation_scores got empty label maps")
+    confusion = torch.bincount(gt * n_classes + pred, minlength=n_classes ** 2).reshape(n_classes, n_classes).double()
+    correct, in_gt, in_pred = confusion.diag(), confusion.sum(1), confusion.sum(0)
+    present = in_gt > 0
+    return {"pixel_acc": float(correct.sum() / confusion.sum()),
+            "class_acc": float((correct[present] / in_gt[present]).mean()),
+            "class_iou": float((correct[present] / (in_gt + in_pred - correct)[present]).mean())}
+
+
+def success_rate(pred_classes: torch.Tensor, target: int | torch.Tensor) -> float:
+    """The share of predictions equal to ``target`` (one class index, or one per prediction): e.g. the
+    share of translated sneakers a judge calls "ankle boot"."""
+    pred_classes = torch.as_tensor(pred_classes).cpu()
+    if pred_classes.numel() == 0:
+        raise ValueError("success_rate got no predictions")
+    target = torch.as_tensor(target).cpu()
+    if target.dim() and target.shape != pred_classes.shape:
+        raise ValueError(f"target holds {tuple(target.shape)} classes for {tuple(pred_classes.shape)} predictions")
+    return float((pred_classes == target).double().mean())
+
+
+def _translate(model, x: torch.Tensor, direction: str, batch_size: int = 64) -> torch.Tensor:
+    """``model.translate`` over a batch in chunks, the result back on the CPU."""
+    return torch.cat([model.translate(x[i:i + batch_size], direction).cpu() for i in range(0, len(x), batch_size)])
+
+
+def cycle_error(model, x: torch.Tensor, direction: str = "AtoB") -> float:
+    """The cycle-consistency error of Eq. 2 measured on images ``x``: ``l1(x, F(G(x)))`` for "AtoB"
+    (x from A), ``l1(x, G(F(x)))`` for "BtoA", in [-1, 1] units."""
+    if direction not in ("AtoB", "BtoA"):
+        raise ValueError(f"direction={direction!r}: choose 'AtoB' or 'BtoA'")
+    back = "BtoA" if direction == "AtoB" else "AtoB"
+    return l1(x, _translate(model, _translate(model, x, direction), back))
+
+
+def output_diversity(images: torch.Tensor) -> float:
+    """Mean L1 distance ([-1, 1] units) over all pairs of outputs made from different inputs. A
+    generator that has collapsed to one output (mode collapse, §1 and §3.2) scores about 0; compare with the
+    diversity of the real images of the target domain."""
+    if images.dim() != 4 or len(images) < 2:
+        raise ValueError(f"output_diversity takes (N, C, H, W) outputs with N >= 2, got shape {tuple(images.shape)}")
+    flat = images.detach().cpu().double().flatten(1)
+    distances = torch.cdist(flat, flat, p=1) / flat.shape[1]
+    n = len(flat)
+    return float(distances.sum() / (n * (n - 1)))
+
+
+def color_drift(x: torch.Tensor, gt: torch.Tensor) -> float:
+    """How far the colours turned, in degrees on the colour wheel (0–180).
+
+    Each pixel's hue is its angle in the opponent plane ``(R − (G + B)/2, √3/2·(G − B))`` and its
+    chroma the length there (0 for greys). The score is the angle between the hues of ``x`` and
+    ``gt``, averaged over all pixels with weight chroma(x)·chroma(gt), so pixels without colour do
+    not count. The right colours score about 0, darker or brighter ones too; rotating every hue
+    (the day→sunset drift of §5.2 that the identity loss prevents; RGB → BRG is exactly 120°) scores
+    the rotation. NaN when no pixel has colour in both.
+    """
+    _check_pair(x, gt, "color_drift")
+
+    def wheel(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        u = rgb[:, 0] - (rgb[:, 1] + rgb[:, 2]) / 2
+        v = (3 ** 0.5 / 2) * (rgb[:, 1] - rgb[:, 2])
+        return torch.atan2(v, u), torch.hypot(u, v)
+    (hue_x, chroma_x), (hue_gt, chroma_gt) = wheel(_unit(x)), wheel(_unit(gt))
+    turn = (hue_x - hue_gt).abs()
+    turn = torch.minimum(turn, 2 * torch.pi - turn)
+    weight = chroma_x * chroma_gt
+    if weight.sum() == 0:
+        return float("nan")
+    return float(torch.rad2deg((weight * turn).sum() / weight.sum()))
+
+
+def frechet_distance(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (N, D):
+    ``|μa − μb|² + tr(Σa + Σb − 2 (Σa Σb)^½)``. With Inception features this is FID (Heusel et al.
+    2017); with a small judge's features it is a cheap stand-in that needs no download."""
+    if feats_a.dim() != 2 or feats_b.dim() != 2 or feats_a.shape[1] != feats_b.shape[1]:
+        raise ValueError(f"frechet_distance takes two (N, D) feature sets with the same D, "
+                         f"got {tuple(feats_a.shape)} and {tuple(feats_b.shape)}")
+    if len(feats_a) < 2 or len(feats_b) < 2:
+        raise ValueError("frechet_distance needs at least two feature vectors per set (for a covariance)")
+    a, b = feats_a.detach().cpu().double(), feats_b.detach().cpu().double()
+    cov_a, cov_b = torch.cov(a.T), torch.cov(b.T)
+
+    def sqrt_psd(m: torch.Tensor) -> torch.Tensor:
+        values, vectors = torch.linalg.eigh(m)
+        return vectors @ torch.diag(values.clamp_min(0).sqrt()) @ vectors.T
+    root_a = sqrt_psd(cov_a)
+    # tr((Σa Σb)^½) = tr((Σa^½ Σb Σa^½)^½), a symmetric matrix whose eigenvalues are real
+    cross = torch.linalg.eigvalsh(root_a @ cov_b @ root_a).clamp_min(0).sqrt().sum()
+    return float(((a.mean(0) - b.mean(0)) ** 2).sum() + cov_a.trace() + cov_b.trace() - 2 * cross)
+
+
+def _load_maps(folder: Path, size: int, limit: int | None) -> torch.Tensor:
+    """Single-channel truth maps (masks, class indices) as (N, S, S) long, resized with nearest
+    neighbours so that no value is invented."""
+    maps = []
+    for path in list_images(folder)[:limit]:
+        with Image.open(path) as img:
+            maps.append(np.asarray(img.convert("L").resize((size, size), Image.NEAREST)))
+    return torch.from_numpy(np.stack(maps)).long()
+
+
+def score_against_truth(model, task_folder: str | os.PathLike, direction: str = "AtoB", size: int = 32,
+                        limit: int | None = None) -> dict[str, float]:
+    """Translate the test images of a procedural (or emoji) task and compare with their ground truth.
+
+    "AtoB" translates ``testA`` and compares with ``testA_gt``; "BtoA" does ``testB`` against
+    ``testB_gt``. Returns ``l1``, ``psnr``, ``ssim`` and ``color_drift``, plus ``mask_iou`` where the
+    folder has object masks (shapes: :func:`cyclegan_edu.domains.procedural.object_mask` of the
+    outputs against ``test{A,B}_mask``), plus ``pixel_acc``, ``class_acc`` and ``class_iou`` when
+    translating scenes into label maps (labels, "BtoA": nearest palette colour of each output pixel
+    against ``testB_labels``, the photo→labels scores of Table 3).
+    """
+    if direction not in ("AtoB", "BtoA"):
+        raise ValueError(f"direction={direction!r}: choose 'AtoB' or 'BtoA'")
+    folder = Path(task_folder)
+    source, target = direction[0], direction[-1]
+    inputs_dir, truth_dir = folder / f"test{source}", folder / f"test{source}_gt"
+    if not truth_dir.is_dir():
+        raise FileNotFoundError(f"{truth_dir} does not exist: score_against_truth needs a task with ground truth "
+                                "(procedural tasks, emoji); see python -m cyclegan_edu toy --list")
+    names_in = [p.name for p in list_images(inputs_dir)[:limit]]
+    names_gt = [p.name for p in list_images(truth_dir)[:limit]]
+    if names_in != names_gt:
+        raise ValueError(f"{inputs_dir} and {truth_dir} hold different files; rebuild the task folder")
+    x, gt = load_folder(inputs_dir, size, limit), load_folder(truth_dir, size, limit)
+    fake = _translate(model, x, direction)
+    scores = {"l1": l1(fake, gt), "psnr": psnr(fake, gt), "ssim": ssim(fake, gt), "color_drift": color_drift(fake, gt)}
+    masks = folder / f"test{source}_mask"
+    if masks.is_dir():
+        from .domains.procedural import object_mask
+        scores["mask_iou"] = mask_iou(object_mask(fake, target), _load_maps(masks, size, limit) > 127)
+    labels = folder / f"test{source}_labels"
+    if labels.is_dir() and target == "A":
+        from .domains.procedural import LABEL_CLASSES, colors_to_labels
+        scores.update(segmentation_scores(colors_to_labels(fake), _load_maps(labels, size, limit), len(LABEL_CLASSES)))
+    return scores

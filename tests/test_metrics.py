@@ -1,0 +1,187 @@
+"""Metrics on hand-made inputs whose answers are worked out by hand."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from cyclegan_edu import domains, metrics
+from cyclegan_edu.data import load_folder
+
+
+def full(value: float, n: int = 2, size: int = 16) -> torch.Tensor:
+    return torch.full((n, 3, size, size), value)
+
+
+def test_l1_is_in_minus_one_to_one_units():
+    assert metrics.l1(full(0.0), full(0.5)) == pytest.approx(0.5)
+    assert metrics.l1(full(-1.0), full(1.0)) == pytest.approx(2.0)
+    x = full(0.0)
+    y = x.clone()
+    y[:, 0] = 0.3                                   # one channel of three moves by 0.3
+    assert metrics.l1(x, y) == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="same shape"):
+        metrics.l1(full(0.0, n=2), full(0.0, n=3))
+
+
+def test_psnr_of_a_constant_offset():
+    # 0.1 in [-1, 1] units is 0.05 on [0, 1]: MSE 0.0025, PSNR = 10 log10(1 / 0.0025) = 26.02 dB
+    assert metrics.psnr(full(0.0), full(0.1)) == pytest.approx(10 * math.log10(400), abs=1e-6)
+    assert metrics.psnr(full(0.3), full(0.3)) == pytest.approx(100.0)     # the cap for identical images
+    # per-image PSNR, then the mean: offsets 0.1 and 0.2 give 26.02 and 20.00 dB
+    x, y = full(0.0), full(0.0)
+    y[0], y[1] = 0.1, 0.2
+    assert metrics.psnr(x, y) == pytest.approx((10 * math.log10(400) + 10 * math.log10(100)) / 2, abs=1e-6)
+
+
+def test_ssim_hand_cases():
+    x = torch.rand(3, 3, 24, 24, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    assert metrics.ssim(x, x) == pytest.approx(1.0, abs=1e-9)
+    # flat images a = 0.5, b = 0.75 on [0, 1]: no variance, SSIM = (2ab + C1) / (a² + b² + C1)
+    c1 = 0.01 ** 2
+    assert metrics.ssim(full(0.0), full(0.5)) == pytest.approx((2 * 0.5 * 0.75 + c1) / (0.25 + 0.5625 + c1))
+    noisy = (x + 0.3 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))).clamp(-1, 1)
+    assert metrics.ssim(x, noisy) == pytest.approx(metrics.ssim(noisy, x))
+    assert 0 < metrics.ssim(x, noisy) < 0.9
+    assert metrics.ssim(x, -x) < 0                  # inverted structure: negative correlation
+    with pytest.raises(ValueError, match="11×11"):
+        metrics.ssim(full(0.0, size=8), full(0.0, size=8))
+
+
+def test_mask_iou_of_two_rectangles():
+    a = torch.zeros(2, 10, 10, dtype=torch.bool)
+    b = torch.zeros(2, 10, 10, dtype=torch.bool)
+    a[0, 0:4, 0:4] = True                           # 16 pixels
+    b[0, 2:6, 2:6] = True                           # 16 pixels, 4 shared: IoU 4 / 28
+    assert metrics.mask_iou(a[:1], b[:1]) == pytest.approx(1 / 7)
+    # the second image: both empty, they agree → 1; the mean over images
+    assert metrics.mask_iou(a, b) == pytest.approx((1 / 7 + 1) / 2)
+    assert metrics.mask_iou(a[0], a[0]) == 1.0
+    assert metrics.mask_iou(a[0], ~a[0]) == 0.0
+
+
+def test_segmentation_scores_on_a_2x2_example():
+    gt = torch.tensor([[[0, 0], [1, 2]]])
+    pred = torch.tensor([[[0, 1], [1, 1]]])
+    scores = metrics.segmentation_scores(pred, gt, n_classes=4)   # class 3 is absent: not in the means
+    assert scores["pixel_acc"] == pytest.approx(2 / 4)
+    # class accuracy: class 0 → 1/2, class 1 → 1/1, class 2 → 0/1
+    assert scores["class_acc"] == pytest.approx((0.5 + 1 + 0) / 3)
+    # IoU: class 0 → 1 / (2 + 1 − 1), class 1 → 1 / (1 + 3 − 1), class 2 → 0 / 1
+    assert scores["class_iou"] == pytest.approx((0.5 + 1 / 3 + 0) / 3)
+    perfect = metrics.segmentation_scores(gt, gt, 4)
+    assert perfect == {"pixel_acc": 1.0, "class_acc": 1.0, "class_iou": 1.0}
+    with pytest.raises(ValueError, match="outside 0..3"):
+        metrics.segmentation_scores(gt + 2, gt, 4)
+
+
+def test_success_rate():
+    assert metrics.success_rate(torch.tensor([1, 2, 1, 1]), 1) == 0.75
+    assert metrics.success_rate(torch.tensor([1, 2, 1, 1]), torch.tensor([1, 2, 0, 0])) == 0.5
+    with pytest.raises(ValueError, match="no predictions"):
+        metrics.success_rate(torch.tensor([]), 1)
+
+
+class Shift:
+    """A stand-in model: AtoB adds ``up``, BtoA subtracts ``down``."""
+
+    def __init__(self, up: float, down: float):
+        self.up, self.down, self.calls = up, down, []
+
+    def translate(self, x, direction):
+        self.calls.append((direction, len(x)))
+        return x + self.up if direction == "AtoB" else x - self.down
+
+
+def test_cycle_error():
+    x = full(0.0, n=70)
+    assert metrics.cycle_error(Shift(0.1, 0.1), x) == pytest.approx(0.0, abs=1e-7)
+    model = Shift(0.1, 0.3)
+    assert metrics.cycle_error(model, x, "AtoB") == pytest.approx(0.2)
+    assert metrics.cycle_error(model, x, "BtoA") == pytest.approx(0.2)
+    assert model.calls[:4] == [("AtoB", 64), ("AtoB", 6), ("BtoA", 64), ("BtoA", 6)]   # in batches
+    with pytest.raises(ValueError, match="direction"):
+        metrics.cycle_error(model, x, "AtoA")
+
+
+def test_output_diversity():
+    assert metrics.output_diversity(full(0.4, n=5)) == 0.0          # collapse: every output the same
+    three = torch.stack([torch.full((3, 4, 4), v) for v in (0.0, 0.5, 1.0)])
+    assert metrics.output_diversity(three) == pytest.approx((0.5 + 1.0 + 0.5) / 3)
+    with pytest.raises(ValueError, match="N >= 2"):
+        metrics.output_diversity(full(0.0, n=1))
+
+
+def test_color_drift_is_the_hue_turn_in_degrees():
+    image = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    assert metrics.color_drift(image, image) == pytest.approx(0.0, abs=1e-6)
+    assert metrics.color_drift(image.roll(1, dims=1), image) == pytest.approx(120.0)   # RGB → BRG
+    darker = (image + 1) * 0.5 - 1                  # every channel halved on [0, 1]: same hues
+    assert metrics.color_drift(darker, image) == pytest.approx(0.0, abs=1e-6)
+    # two pixels of chroma 1: red for red (0°) and green for red (120°): the mean is 60°
+    red, green = torch.tensor([1.0, -1.0, -1.0]), torch.tensor([-1.0, 1.0, -1.0])
+    x = torch.stack([red, green], -1)[None, :, None, :]          # (1, 3, 1, 2)
+    gt = torch.stack([red, red], -1)[None, :, None, :]
+    assert metrics.color_drift(x, gt) == pytest.approx(60.0)
+    assert math.isnan(metrics.color_drift(full(0.2), full(-0.3)))   # greys have no hue
+
+
+def test_frechet_distance():
+    feats = torch.randn(200, 5, generator=torch.Generator().manual_seed(0))
+    assert metrics.frechet_distance(feats, feats) == pytest.approx(0.0, abs=1e-6)
+    shift = torch.tensor([1.0, 2.0, 0.0, 0.0, -2.0])                 # |shift|² = 9, covariances equal
+    assert metrics.frechet_distance(feats, feats + shift) == pytest.approx(9.0, abs=1e-6)
+    # scaled by 2: Σb = 4Σa, tr(Σa + 4Σa − 2·2Σa) = tr(Σa)
+    assert metrics.frechet_distance(feats, 2 * feats) == pytest.approx(
+        float(torch.cov(feats.T).trace() + (feats.mean(0) ** 2).sum()), rel=1e-6)
+
+
+class Oracle:
+    """Knows the answer: returns the ground truth of each test input it was shown."""
+
+    def __init__(self, inputs, truth):
+        self.table = {x.numpy().tobytes(): y for x, y in zip(inputs, truth)}
+
+    def translate(self, x, direction):
+        return torch.stack([self.table[image.numpy().tobytes()] for image in x])
+
+
+class Identity:
+    def translate(self, x, direction):
+        return x.clone()
+
+
+@pytest.fixture(scope="module")
+def tasks(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tasks")
+    return {name: domains.generate(name, root / name, size=32, n_train=1, n_test=6, seed=2)
+            for name in ("shapes", "labels")}
+
+
+def test_score_against_truth_perfect_and_identity(tasks):
+    folder = tasks["shapes"]
+    oracle = Oracle(load_folder(folder / "testA", 32), load_folder(folder / "testA_gt", 32))
+    best = metrics.score_against_truth(oracle, folder, "AtoB", size=32)
+    assert set(best) == {"l1", "psnr", "ssim", "color_drift", "mask_iou"}
+    assert best["l1"] == 0 and best["psnr"] == pytest.approx(100) and best["ssim"] == pytest.approx(1)
+    assert best["color_drift"] == pytest.approx(0, abs=1e-6) and best["mask_iou"] > 0.99
+    unchanged = metrics.score_against_truth(Identity(), folder, "AtoB", size=32)
+    assert unchanged["l1"] > 0.2 and unchanged["psnr"] < 20 and unchanged["color_drift"] > 20
+    assert metrics.score_against_truth(oracle, folder, "AtoB", size=32, limit=2)["l1"] == 0
+
+
+def test_score_against_truth_photo_to_labels(tasks):
+    folder = tasks["labels"]
+    oracle = Oracle(load_folder(folder / "testB", 32), load_folder(folder / "testB_gt", 32))
+    scores = metrics.score_against_truth(oracle, folder, "BtoA", size=32)
+    assert {k: scores[k] for k in ("pixel_acc", "class_acc", "class_iou")} == \
+        {"pixel_acc": 1.0, "class_acc": 1.0, "class_iou": 1.0}
+    assert "pixel_acc" not in metrics.score_against_truth(Identity(), folder, "AtoB", size=32)
+    assert metrics.score_against_truth(Identity(), folder, "BtoA", size=32)["pixel_acc"] < 0.8
+
+
+def test_score_against_truth_needs_ground_truth(tmp_path):
+    (tmp_path / "testA").mkdir()
+    with pytest.raises(FileNotFoundError, match="testA_gt"):
+        metrics.score_against_truth(Identity(), tmp_path)
