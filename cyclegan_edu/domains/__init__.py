@@ -6,7 +6,7 @@ Two kinds live here, behind one registry:
   deterministic by seed, with exact ground truth: ``testA_gt/x.png`` is the B-domain rendering of
   ``testA/x.png`` (and ``testB_gt`` the reverse), so translations can be scored against the truth;
 * **real** domains (:mod:`cyclegan_edu.domains.real`): images from packages that install offline
-  (Fashion-MNIST from Debian, Google and Twitter emoji from npm, scikit-learn digits).
+  (Fashion-MNIST from Debian, Google and Twitter emoji from npm).
 
 ``get(name)`` is what the notebooks call: it returns the folder, building it in the cache the first
 time ("load if it exists, else make it").
