@@ -28,8 +28,8 @@ def _load_size(size: int) -> int:
 
 
 def _cmd_train(args) -> None:
-    from .config import get_preset
-    from .train import Trainer
+    from .config import Config, get_preset
+    from .train import CHECKPOINT, Trainer, read_checkpoint
     changes = {k: v for k, v in {
         "ngf": args.ngf, "ndf": args.ngf, "n_blocks": args.n_blocks, "batch_size": args.batch_size,
         "lambda_cycle": args.lambda_cycle, "lambda_identity": args.lambda_identity,
@@ -43,7 +43,12 @@ def _cmd_train(args) -> None:
         changes.update(iters=args.iters, iters_decay=args.iters // 2)
     if args.epochs is not None:
         changes.update(iters=None, n_epochs=(args.epochs + 1) // 2, n_epochs_decay=args.epochs // 2)
-    config = get_preset(args.preset, **changes)
+    checkpoint = Path(args.out) / CHECKPOINT
+    if args.resume and checkpoint.exists():
+        # continue with the run's own settings; options given here must agree with them (Trainer checks)
+        config = Config.from_dict(read_checkpoint(checkpoint)["config"]).replace(**changes)
+    else:
+        config = get_preset(args.preset, **changes)
     trainer = Trainer(config, args.data, out=args.out, model=args.model, resume=args.resume, force=args.force,
                       progress=not args.no_progress)
     print(f"training {args.model} on {args.data} with preset {args.preset or 'default'}: "
@@ -82,7 +87,7 @@ def _cmd_translate(args) -> None:
             with torch.no_grad():
                 return net(x.to(device))
     source = Path(args.input)
-    files = [source] if source.is_file() else list_images(source)
+    files = [source] if source.is_file() else list_images(source, "give --input an image file or a folder of images")
     out = Path(args.output)
     targets = [out / (f.stem + ".png") for f in files]
     clashes = [t for t in targets if t.exists()]
@@ -129,11 +134,11 @@ def _cmd_toy(args) -> None:
 def _cmd_download(args) -> None:
     from . import download
     if args.what == "dataset":
-        path = download.download_dataset(args.name, args.root or "./datasets", url_base=args.url_base, force=args.force)
+        path = download.download_dataset(args.name, args.root or "./datasets", url_base=args.url_base,
+                                         force=args.force, timeout=args.timeout)
     else:
-        from .pretrained import load_generator
         path = download.download_pretrained(args.name, args.root or "./checkpoints", url_base=args.url_base,
-                                            force=args.force, verify=load_generator)
+                                            force=args.force, timeout=args.timeout)
     print(f"saved to {path}")
 
 
@@ -164,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     t.add_argument("--workers", type=int, help="DataLoader worker processes")
     t.add_argument("--checkpoint-every", type=int, help="also save a checkpoint every N steps")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its checkpoint, with the run's own settings")
     t.add_argument("--force", action="store_true", help="start over in a non-empty --out")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_train)
@@ -194,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--size", type=int, help="image size in pixels (default: the task's)")
     d.add_argument("--n", type=int, help="training images per domain (default: the task's)")
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--paired", action="store_true", help="also write pix2pix's side-by-side train/ and test/")
+    d.add_argument("--paired", action="store_true", help="write pix2pix's side-by-side train/ and test/ instead of trainA/, trainB/, ...")
     d.add_argument("--force", action="store_true", help="write into a non-empty --out")
     d.set_defaults(func=_cmd_toy)
 
@@ -203,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("name", help="e.g. horse2zebra")
     w.add_argument("--root", help="target folder (default ./datasets or ./checkpoints)")
     w.add_argument("--url-base", help="another server with the same files")
-    w.add_argument("--force", action="store_true", help="replace an existing copy")
+    w.add_argument("--force", action="store_true", help="replace an existing copy (once the new one is whole)")
+    w.add_argument("--timeout", type=float, default=30, help="seconds to wait for the server (default 30)")
     w.set_defaults(func=_cmd_download)
     return parser
 

@@ -25,17 +25,19 @@ from torch.utils.data import Dataset, Sampler
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif"}
 LAYOUT_HINT = ("expected the official layout root/trainA, root/trainB, root/testA, root/testB; "
                "make one with: python -m cyclegan_edu toy shapes --out DIR")
+PAIRED_HINT = ("expected pix2pix's layout root/train, root/test of images with A on the left half and B on "
+               "the right; make one with: python -m cyclegan_edu toy shapes --paired --out DIR")
 
 
-def list_images(folder: str | os.PathLike) -> list[Path]:
-    """The image files directly in ``folder``, sorted; a clear error when there are none."""
+def list_images(folder: str | os.PathLike, hint: str = LAYOUT_HINT) -> list[Path]:
+    """The image files directly in ``folder``, sorted; a clear error (ending in ``hint``) when there are none."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"image folder {folder} does not exist; {LAYOUT_HINT}")
+        raise FileNotFoundError(f"image folder {folder} does not exist; {hint}")
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
     if not files:
         raise FileNotFoundError(f"image folder {folder} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}); "
-                                f"{LAYOUT_HINT}")
+                                f"{hint}")
     return files
 
 
@@ -214,7 +216,7 @@ class PairedImageFolder(_FolderDataset):
     def __init__(self, root: str | os.PathLike, phase: str = "train", image_size: int = 256,
                  load_size: int = 286, preprocess: str = "resize_and_crop", flip: bool = True,
                  seed: int = 0, cache: bool = False, skip_bad: bool = False):
-        self.paths = list_images(Path(root) / phase)
+        self.paths = list_images(Path(root) / phase, PAIRED_HINT)
         super().__init__(image_size, load_size, preprocess, flip, phase == "train", seed, cache, skip_bad)
 
     def __len__(self) -> int:

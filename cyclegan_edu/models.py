@@ -151,7 +151,7 @@ class CycleGAN(TranslationModel):
                 losses["cycle_A"] = cycle_loss(real_A, self.G_BA(fake_B))
             if c.lambda_cycle > 0 and c.cycle_backward:   # y → F(y) → G(F(y)) ≈ y
                 losses["cycle_B"] = cycle_loss(real_B, self.G_AB(fake_A))
-            if c.lambda_identity > 0:                     # G(y) ≈ y and F(x) ≈ x (§5.2)
+            if c.lambda_cycle * c.lambda_identity > 0:    # G(y) ≈ y and F(x) ≈ x (§5.2), weight λ·λ_id
                 losses["idt_A"] = identity_loss(real_B, self.G_AB(real_B))
                 losses["idt_B"] = identity_loss(real_A, self.G_BA(real_A))
             total_G = c.lambda_gan * (losses["G_AB_gan"] + losses["G_BA_gan"])

@@ -29,13 +29,22 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated files, pickles with code, not a torch file at all
-        raise ValueError(f"cannot read weights file {path}: {err}") from None
+        raise ValueError(f"cannot read weights file {path}: {load_error(err)}") from None
     if isinstance(state, dict) and state.get("format", "").startswith("cyclegan_edu.checkpoint"):
         raise ValueError(f"{path} is a cyclegan_edu training checkpoint; load it with --run "
                          "(cyclegan_edu.train.load_model)")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{path} does not hold a state_dict (a mapping of names to tensors)")
     return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def load_error(err: Exception) -> str:
+    """One line saying why ``torch.load(..., weights_only=True)`` failed (torch's own text runs to many)."""
+    text = str(err).strip()
+    if text.startswith("Weights only load failed"):
+        return ("it holds Python objects besides tensors, or is not a PyTorch file at all "
+                "(only tensors are loaded, weights_only=True, so no code in a file can run)")
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def load_generator(path: str | os.PathLike, dropout: bool = False, upsample: str = "deconv",

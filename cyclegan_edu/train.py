@@ -15,6 +15,8 @@ import json
 import math
 import os
 import random
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -27,9 +29,12 @@ from tqdm.auto import tqdm
 from .config import Config
 from .data import EpochSampler, PairedImageFolder, UnpairedImageFolder
 from .models import TranslationModel, build_model
+from .pretrained import load_error
 from .devices import select_device
 
 CHECKPOINT = "checkpoint.pt"
+# settings that may differ when a run is resumed: where and how fast it runs, not what it computes
+RESUMABLE_CHANGES = {"device", "num_workers", "checkpoint_every", "compile", "channels_last"}
 
 
 def linear_decay(t: int, n_constant: int, n_decay: int) -> float:
@@ -124,11 +129,13 @@ class Trainer:
         end = self.total_steps if steps is None else min(self.total_steps, self.step + steps)
         bar = tqdm(total=end, initial=self.step, desc=f"{self.kind} {self.config.image_size}px",
                    disable=not self.progress, unit="step")
+        interrupt = _InterruptBetweenSteps()
         try:
-            while self.step < end:
-                self._run_epoch(end, bar)
+            with interrupt:
+                while self.step < end:
+                    self._run_epoch(end, bar, interrupt)
         except KeyboardInterrupt:
-            if self.out is not None:
+            if self.out is not None and not interrupt.forced:
                 self.save_checkpoint()
             raise
         finally:
@@ -137,7 +144,7 @@ class Trainer:
             self.save_checkpoint()
         return self.history
 
-    def _run_epoch(self, end: int, bar) -> None:
+    def _run_epoch(self, end: int, bar, interrupt: "_InterruptBetweenSteps") -> None:
         epoch, offset = divmod(self.step, self.steps_per_epoch)
         self.sampler.set_epoch(epoch, start=offset * self.config.batch_size)
         if hasattr(self.dataset, "set_epoch"):
@@ -148,7 +155,9 @@ class Trainer:
             self.step += 1
             record = {"step": self.step, "epoch": epoch, "lr": self.learning_rate(), **losses,
                       "seconds": time.perf_counter() - started}
-            if self.config.iters:
+            # the schedule advances every step (iters) or after an epoch's last step, before any
+            # callback or checkpoint, so a run interrupted here resumes with the right learning rate
+            if self.config.iters or self.step % self.steps_per_epoch == 0:
                 self._step_schedulers()
             if self.step % self.config.log_every == 0 or self.step == end:
                 self.history.append(record)
@@ -159,11 +168,10 @@ class Trainer:
                     fn(self, record)
             if self.out is not None and self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0:
                 self.save_checkpoint()
+            interrupt.check()
             if self.step >= end:
                 break
             started = time.perf_counter()
-        if not self.config.iters and self.step % self.steps_per_epoch == 0:
-            self._step_schedulers()
 
     def _step_schedulers(self) -> None:
         for scheduler in self.schedulers.values():
@@ -195,8 +203,11 @@ class Trainer:
             path = self.out / CHECKPOINT
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
+        try:
+            torch.save(self.state_dict(), tmp)
+            os.replace(tmp, path)
+        finally:                                  # a failed write leaves the previous checkpoint, no debris
+            tmp.unlink(missing_ok=True)
         if self.out is not None and path.parent == self.out:
             self.export_history(self.out / "history.csv")
         return path
@@ -206,6 +217,12 @@ class Trainer:
         state = read_checkpoint(path)
         if state["model_kind"] != self.kind:
             raise ValueError(f"checkpoint {path} holds a {state['model_kind']} model, not {self.kind}")
+        saved, current = Config.from_dict(state["config"]).to_dict(), self.config.to_dict()
+        changed = [f"{k} {saved[k]!r} → {current[k]!r}" for k in current
+                   if k not in RESUMABLE_CHANGES and saved[k] != current[k]]
+        if changed:
+            raise ValueError(f"checkpoint {path} was trained with other settings ({', '.join(changed)}); "
+                             "resume with the run's own settings, or start a new run")
         self.model.load_state_dict(state["nets"])
         for k, opt in self.model.optimizers.items():
             opt.load_state_dict(state["optimizers"][k])
@@ -237,6 +254,35 @@ class Trainer:
         return path
 
 
+class _InterruptBetweenSteps:
+    """Hold Ctrl-C (SIGINT, also the notebook's stop button) until the running step is complete, so
+    the checkpoint written on interruption holds whole steps and resuming matches an uninterrupted
+    run. A second Ctrl-C stops at once, without a checkpoint."""
+
+    def __init__(self):
+        self.requested = self.forced = False
+        self.previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():   # signals reach the main thread only
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            self.forced = True
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def check(self) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """Load a training checkpoint with ``weights_only=True`` (no arbitrary code runs), with a clear
     error for a missing or foreign file."""
@@ -248,7 +294,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for truncated or foreign files
-        raise ValueError(f"cannot read checkpoint {path}: {err}") from None
+        raise ValueError(f"cannot read checkpoint {path}: {load_error(err)}") from None
     if not isinstance(state, dict) or state.get("format") != "cyclegan_edu.checkpoint/1":
         raise ValueError(f"{path} is not a cyclegan_edu training checkpoint; for official generator files "
                          "use --weights (cyclegan_edu.pretrained.load_generator)")

@@ -1,0 +1,60 @@
+"""Shared test set-up.
+
+At import time (before any test or nbval notebook runs in this pytest process): the ``ci`` preset,
+and the domain and run caches in a fresh temporary folder, unless the caller set them already.
+The fixtures build tiny image folders with PIL directly, so the unit tests do not depend on
+:mod:`cyclegan_edu.domains`.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("CYCLEGAN_EDU_PRESET", "ci")
+if not (os.environ.get("CYCLEGAN_EDU_DATA") and os.environ.get("CYCLEGAN_EDU_RUNS")):
+    _session_dir = Path(tempfile.mkdtemp(prefix="cyclegan_edu_tests_"))
+    os.environ.setdefault("CYCLEGAN_EDU_DATA", str(_session_dir / "data"))
+    os.environ.setdefault("CYCLEGAN_EDU_RUNS", str(_session_dir / "runs"))
+
+DATA = Path(__file__).parent / "data"
+SIZE = 32
+
+
+def square_image(rng: np.random.Generator, background: int, square: int, size: int = SIZE) -> Image.Image:
+    """A noisy flat background with one axis-aligned square of another grey level, randomly placed."""
+    arr = np.full((size, size, 3), background, dtype=np.int16)
+    arr += rng.integers(-6, 7, size=arr.shape, dtype=np.int16)
+    side = int(rng.integers(size // 4, size // 2 + 1))
+    y, x = rng.integers(0, size - side, size=2)
+    arr[y:y + side, x:x + side] = square + rng.integers(-6, 7, size=3)
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
+
+
+def write_unpaired_folder(root: Path, n_train: int = 16, n_test: int = 4, size: int = SIZE, seed: int = 0) -> Path:
+    """The official layout: A = dark squares on dark ground, B = bright squares on bright ground."""
+    rng = np.random.default_rng(seed)
+    for phase, n in (("train", n_train), ("test", n_test)):
+        for domain, (ground, square) in (("A", (40, 90)), ("B", (200, 150))):
+            folder = root / f"{phase}{domain}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                square_image(rng, ground, square, size).save(folder / f"{domain.lower()}{i:03d}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory) -> Path:
+    """16 training and 4 test images per domain, 32×32 PNG (read-only: do not write into it)."""
+    return write_unpaired_folder(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="session")
+def official_manifest() -> dict:
+    """Names and shapes of the official networks' state_dicts (``tests/data/official_state_dict.json``)."""
+    import json
+    return json.loads((DATA / "official_state_dict.json").read_text())["networks"]
