@@ -2,6 +2,7 @@
 
     python benchmarks/domain_pairs.py                          # every task, preset ci, 300 steps each
     python benchmarks/domain_pairs.py --tasks shapes sneaker2boot --steps 600 --preset cpu
+    python benchmarks/domain_pairs.py --tasks shapes labels --precision bf16   # does quality hold?
 
 "Before" scores the untranslated test inputs (the identity map: what you get without learning);
 "after" scores the A→B translations of the trained model. Procedural tasks and emoji are scored
@@ -55,8 +56,8 @@ def scores(model, folder, task: str, size: int, domain_judge) -> dict[str, float
     return row
 
 
-def run(task: str, preset: str, steps: int) -> tuple[dict, dict, float]:
-    config = get_preset(preset).replace(iters=steps, iters_decay=steps // 2)
+def run(task: str, preset: str, steps: int, precision: str = "auto") -> tuple[dict, dict, float]:
+    config = get_preset(preset).replace(iters=steps, iters_decay=steps // 2, precision=precision)
     size = config.image_size
     folder = domains.get(task, size=size)
     domain_judge = judges.domain_judge(folder, size)
@@ -75,11 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--preset", default="ci")
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                        help="autocast precision of training (default: the preset's)")
     args = parser.parse_args(argv)
-    print(f"preset {args.preset}, {args.steps} steps per task; scores of A→B on testA: before → after")
+    print(f"preset {args.preset}, precision {args.precision}, {args.steps} steps per task; scores of A→B on testA: before → after")
     for task in args.tasks:
         try:
-            before, after, seconds = run(task, args.preset, args.steps)
+            before, after, seconds = run(task, args.preset, args.steps, args.precision)
         except (OSError, ValueError, RuntimeError) as error:   # e.g. a missing Debian/npm source
             print(f"{task:14s} skipped: {error}")
             continue

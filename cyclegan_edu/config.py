@@ -78,7 +78,7 @@ class Config:
 
     # runtime
     device: str = "auto"           # "auto": cuda, then mps, then cpu
-    precision: str = "auto"        # "auto": bf16/fp16 autocast on CUDA, fp32 elsewhere
+    precision: str = "auto"        # "auto": bf16/fp16 on CUDA, bf16 on CPUs with native bf16, else fp32
     seed: int = 0
     deterministic: bool = False
     channels_last: bool = False

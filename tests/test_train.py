@@ -67,6 +67,7 @@ def _interrupt_at(step):
     ({}, 4, "fit"),                                            # mid-epoch; the rest crosses an epoch boundary
     ({"iters": None, "n_epochs": 1, "n_epochs_decay": 2}, 5, "interrupt"),   # epoch-based schedule
     ({"iters": None, "n_epochs": 1, "n_epochs_decay": 2}, 6, "interrupt"),   # Ctrl-C on an epoch's last step
+    ({"precision": "bf16"}, 4, "fit"),                         # bf16 autocast, the default on AMX CPUs
 ])
 def test_resume_gives_the_same_losses_and_weights(tiny_folder, tmp_path, changes, split, how):
     config = tiny(dropout=True, **changes)       # dropout draws from torch's RNG, the pool from Python's
