@@ -85,6 +85,14 @@ class Judge:
         x = self.prepare(x)
         return torch.cat([self.net(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
+    @torch.no_grad()
+    def features(self, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+        """The activations of the last hidden layer, (N, D): what a Fréchet distance between two sets
+        of images compares (:func:`cyclegan_edu.metrics.frechet_distance`), as FID does with Inception's."""
+        x = self.prepare(x)
+        body = self.net[:-1]
+        return torch.cat([body(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """The class index the judge gives each image, a (N,) long tensor."""
         return self.logits(x).argmax(1)

@@ -73,6 +73,9 @@ def test_domain_judge_separates_the_domains(sneaker2boot):
     assert (judge.score_B(boots) + judge.score_A(sneakers)) / 2 == pytest.approx(judge.accuracy)
     assert judge.score_B(boots) > 0.85 and judge.score_B(sneakers) < 0.15
     assert judge.score_A(boots) == pytest.approx(1 - judge.score_B(boots))
+    features = judge.features(boots, batch_size=7)                   # batches of 7: the seams must not show
+    assert features.shape == (len(boots), 1024)
+    assert torch.allclose(judge.net[-1](features), judge.logits(boots), atol=1e-5)
 
 
 def _tiny_domain_judge(folder: Path):
