@@ -7,6 +7,8 @@
     cyclegan-edu info runs/shapes
     cyclegan-edu download dataset horse2zebra                # needs the network
     cyclegan-edu download pretrained horse2zebra
+    cyclegan-edu results list                                # the book's experiments and their committed results
+    cyclegan-edu results reproduce ch3-lambda                # retrain one run, compare with the committed numbers
 
 Every error a user can cause is one line on stderr and exit code 2.
 """
@@ -142,6 +144,24 @@ def _cmd_download(args) -> None:
     print(f"saved to {path}")
 
 
+def _cmd_results(args) -> None:
+    from . import experiments
+    if args.action == "list":
+        for experiment in experiments.EXPERIMENTS.values():
+            print(experiments.describe(experiment))
+        return
+    if not args.name:
+        raise ValueError(f"results {args.action} needs an experiment NAME (see: cyclegan-edu results list)")
+    if args.action == "run":
+        experiments.run(args.name, args.preset, args.variant, args.seed, progress=not args.no_progress,
+                        force=args.force)
+        return
+    ok, report = experiments.reproduce(args.name, args.variant, args.seed, progress=not args.no_progress)
+    print(report)
+    if not ok:
+        raise SystemExit(1)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .config import GAN_MODES, PRECISIONS, PRESETS, UPSAMPLE_CHOICES
     parser = _Parser(prog="cyclegan-edu", description="CycleGAN (Zhu et al. 2017), small and faithful.")
@@ -212,6 +232,17 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--force", action="store_true", help="replace an existing copy (once the new one is whole)")
     w.add_argument("--timeout", type=float, default=30, help="seconds to wait for the server (default 30)")
     w.set_defaults(func=_cmd_download)
+
+    e = sub.add_parser("results", help="the book's experiments: list, run, or reproduce their committed results")
+    e.add_argument("action", choices=("list", "run", "reproduce"))
+    e.add_argument("name", nargs="?", help="experiment name (see: results list)")
+    e.add_argument("--variant", help="one variant (default: all for run, the first for reproduce)")
+    e.add_argument("--seed", type=int, help="one seed (default: all for run, the first for reproduce)")
+    e.add_argument("--preset", choices=sorted(PRESETS),
+                   help="run: the scale (default: $CYCLEGAN_EDU_PRESET, else gpu or cpu; cpu writes the committed results)")
+    e.add_argument("--force", action="store_true", help="run: recompute runs that are stored already")
+    e.add_argument("--no-progress", action="store_true", help="no progress bars")
+    e.set_defaults(func=_cmd_results)
     return parser
 
 

@@ -111,6 +111,61 @@ def test_output_diversity():
     assert metrics.output_diversity(three) == pytest.approx((0.5 + 1.0 + 0.5) / 3)
     with pytest.raises(ValueError, match="N >= 2"):
         metrics.output_diversity(full(0.0, n=1))
+    with pytest.raises(ValueError, match="block=3"):
+        metrics.output_diversity(three, block=3)
+
+
+def test_output_diversity_ignores_pixel_noise_but_not_content():
+    """Chapter 0's defect: per pixel, the same image with fresh ±0.5 checkerboard noise looked as diverse
+    as different images. On 4×4 block means the noise averages out; different content does not."""
+    base = torch.zeros(1, 3, 8, 8)
+    sign = torch.tensor([[1.0, -1.0], [-1.0, 1.0]]).repeat(4, 4)
+    noisy = torch.cat([base + 0.5 * sign, base - 0.5 * sign])           # same content, opposite noise
+    assert metrics.output_diversity(noisy, block=1) == pytest.approx(1.0)
+    assert metrics.output_diversity(noisy) == pytest.approx(0.0, abs=1e-12)
+    left, right = base.clone(), base.clone()
+    left[..., :4], right[..., 4:] = 1.0, 1.0                              # different content
+    assert metrics.output_diversity(torch.cat([left, right])) == pytest.approx(1.0)
+
+
+def test_kernel_inception_distance_by_hand():
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(6, 3, generator=gen).double(), torch.randn(5, 3, generator=gen).double() + 1
+
+    def k(x, y):
+        return (float(x @ y) / 3 + 1) ** 3
+
+    def mmd(a, b):
+        m, n = len(a), len(b)
+        s_aa = sum(k(a[i], a[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+        s_bb = sum(k(b[i], b[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+        s_ab = sum(k(x, y) for x in a for y in b) / (m * n)
+        return s_aa + s_bb - 2 * s_ab
+
+    def jackknife_se(a, b):
+        loo_a = [mmd(torch.cat([a[:i], a[i + 1:]]), b) for i in range(len(a))]
+        loo_b = [mmd(a, torch.cat([b[:j], b[j + 1:]])) for j in range(len(b))]
+        var = sum((v - sum(loo_a) / len(a)) ** 2 for v in loo_a) * (len(a) - 1) / len(a)
+        var += sum((v - sum(loo_b) / len(b)) ** 2 for v in loo_b) * (len(b) - 1) / len(b)
+        return var ** 0.5
+
+    kid, se = metrics.kernel_inception_distance(a, b)
+    assert kid == pytest.approx(mmd(a, b), rel=1e-9)
+    assert se == pytest.approx(jackknife_se(a, b), rel=1e-9)
+    with pytest.raises(ValueError, match="three"):
+        metrics.kernel_inception_distance(a[:2], b)
+
+
+def test_kernel_inception_distance_is_unbiased_where_frechet_is_not():
+    """Two samples of one distribution: KID is about 0 within its standard error at n = 50 in 64
+    dimensions, while the Fréchet distance from so few points is far above its true value 0."""
+    gen = torch.Generator().manual_seed(1)
+    a, b = torch.randn(50, 64, generator=gen), torch.randn(50, 64, generator=gen)
+    kid, se = metrics.kernel_inception_distance(a, b)
+    assert abs(kid) < 3 * se
+    shifted, _ = metrics.kernel_inception_distance(a, b + 1.0)
+    assert shifted > 10 * se
+    assert metrics.frechet_distance(a, b) > 20
 
 
 def test_color_drift_is_the_hue_turn_in_degrees():

@@ -1,0 +1,131 @@
+"""How a trained model is scored on each task of the book: one function, the same numbers everywhere.
+
+Every experiment of :mod:`cyclegan_edu.experiments` is scored by :func:`evaluate` on the 100 test images
+of each domain. What it measures, per direction (``G``: A → B, ``F``: B → A):
+
+* **against the truth** (procedural tasks, where every test image has its true translation):
+  ``L1 to truth`` in [-1, 1] units, the book's direct error (chapter 0);
+* **the task's own score**: on ``labels``, the paper's FCN triple (§5.1.1, Tables 1–5: per-pixel
+  accuracy, per-class accuracy, class IoU) of the labels segmenter on G(x), and the same triple of the
+  nearest palette colours of F(y) (chapter 3); on ``shapes``, the IoU of the animals' bodies (chapter 0);
+  on ``seasons``, the hue drift in degrees (chapter 4); on the Fashion-MNIST pairs, the share that the
+  fashion judge calls the target class (chapter 0);
+* **realism**: the KID between judge features of the outputs and of the real test images of the target
+  domain, with its standard error (:func:`~cyclegan_edu.metrics.kernel_inception_distance`,
+  chapter 3). The features are the last hidden layer of the task's domain judge: relative numbers, said
+  plainly, not comparable with published KIDs;
+* **diversity** of the outputs (block means, :func:`~cyclegan_edu.metrics.output_diversity`, chapter 0),
+  to be read against the diversity of the real images of the target domain;
+* ``cycle L1``, the reconstruction error of Eq. 2, per direction.
+
+``samples`` gives the fixed set of test images that the book shows for a run, through both generators.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from . import judges, metrics
+from .data import load_folder
+
+# Bump when a score's definition changes: committed results scored by another version are then stale.
+VERSION = 1
+N_SAMPLES = 6            # test images per direction in a run's sample sheet
+FASHION_TARGETS = {"sneaker2boot": ("Sneaker", "Ankle boot"), "pullover2coat": ("Pullover", "Coat"),
+                   "tshirt2shirt": ("T-shirt/top", "Shirt")}
+
+
+def _translate(model, x: torch.Tensor, direction: str) -> torch.Tensor:
+    """``model.translate`` in chunks. pix2pix learns one mapping, called "AtoB" whichever way its data
+    was turned (``Config.direction``), so it is asked for that one."""
+    if not hasattr(model, "G_AB"):
+        direction = "AtoB"
+    return torch.cat([model.translate(x[i:i + 50], direction).cpu() for i in range(0, len(x), 50)])
+
+
+def _test_images(folder: Path, size: int) -> dict[str, torch.Tensor]:
+    images = {"A": load_folder(folder / "testA", size), "B": load_folder(folder / "testB", size)}
+    for side in ("A", "B"):
+        if (folder / f"test{side}_gt").is_dir():
+            images[f"{side}_gt"] = load_folder(folder / f"test{side}_gt", size)
+    return images
+
+
+def directions(model_kind: str, direction: str = "AtoB") -> tuple[str, ...]:
+    """The directions a model translates: both for CycleGAN, its one direction for pix2pix."""
+    return ("AtoB", "BtoA") if model_kind == "cyclegan" else (direction,)
+
+
+def evaluate(model, folder: str | os.PathLike, task: str, size: int, model_kind: str = "cyclegan",
+             direction: str = "AtoB") -> dict[str, float]:
+    """Every score of a trained ``model`` on the test split of ``task`` (its folder), as a flat dict
+    whose keys start with the generator (``G`` = A → B, ``F`` = B → A). See the module docstring."""
+    folder = Path(folder)
+    images = _test_images(folder, size)
+    judge = judges.domain_judge(folder, size=size, progress=False)
+    scores: dict[str, float] = {}
+    fakes = {}
+    for way in directions(model_kind, direction):
+        source, target = way[0], way[-1]
+        name = "G" if way == "AtoB" else "F"
+        fake = fakes[way] = _translate(model, images[source], way)
+        if f"{source}_gt" in images:
+            scores[f"{name} L1 to truth"] = metrics.l1(fake, images[f"{source}_gt"])
+        kid, se = metrics.kernel_inception_distance(judge.features(fake), judge.features(images[target]))
+        scores[f"{name} KID"], scores[f"{name} KID se"] = kid, se
+        scores[f"{name} diversity"] = metrics.output_diversity(fake)
+        scores.update({f"{name} {k}": v for k, v in _task_scores(task, folder, size, way, fake, images).items()})
+    if model_kind == "cyclegan":
+        for way, name in (("AtoB", "G"), ("BtoA", "F")):
+            back = "BtoA" if way == "AtoB" else "AtoB"
+            scores[f"{name} cycle L1"] = metrics.l1(images[way[0]], _translate(model, fakes[way], back))
+    return scores
+
+
+def _task_scores(task: str, folder: Path, size: int, way: str, fake: torch.Tensor,
+                 images: dict[str, torch.Tensor]) -> dict[str, float]:
+    source, target = way[0], way[-1]
+    if task == "labels":
+        from .domains.procedural import LABEL_CLASSES, colors_to_labels
+        if way == "AtoB":          # label map → photo: can the segmenter read the input's labels back?
+            segmenter = judges.labels_segmenter(size, progress=False)
+            triple = segmenter.score(fake, colors_to_labels(images["A"]))
+        else:                      # photo → label map: nearest palette colour against the true labels
+            triple = metrics.segmentation_scores(colors_to_labels(fake), colors_to_labels(images["B_gt"]),
+                                                 len(LABEL_CLASSES))
+        return {"pixel acc": triple["pixel_acc"], "class acc": triple["class_acc"], "class IoU": triple["class_iou"]}
+    if task == "shapes":
+        from .domains.procedural import object_mask
+        return {"mask IoU": metrics.mask_iou(object_mask(fake, target), object_mask(images[f"{source}_gt"], target))}
+    if task == "seasons":
+        return {"hue drift": metrics.color_drift(fake, images[f"{source}_gt"])}
+    if task in FASHION_TARGETS:
+        fashion = judges.fashion_judge(32, progress=False)
+        return {"judged target": fashion.success_rate(fake, FASHION_TARGETS[task]["AB".index(target)])}
+    return {}
+
+
+def samples(model, folder: str | os.PathLike, size: int, model_kind: str = "cyclegan",
+            direction: str = "AtoB", n: int = N_SAMPLES) -> dict[str, torch.Tensor]:
+    """The sample sheet of a run: the first ``n`` test images of each domain through the model, as named
+    rows of (n, C, H, W) images: x, G(x), F(G(x)) and the truth, then y, F(y), G(F(y)) and the truth
+    (pix2pix: input, output and truth of its one direction)."""
+    images = _test_images(Path(folder), size)
+    rows: dict[str, torch.Tensor] = {}
+    for way in directions(model_kind, direction):
+        source = way[0]
+        x = images[source][:n]
+        fake = _translate(model, x, way)
+        if way == "AtoB":
+            rows.update({"x": x, "G(x)": fake})
+            if model_kind == "cyclegan":
+                rows["F(G(x))"] = _translate(model, fake, "BtoA")
+        else:
+            rows.update({"y": x, "F(y)": fake})
+            if model_kind == "cyclegan":
+                rows["G(F(y))"] = _translate(model, fake, "AtoB")
+        if f"{source}_gt" in images:
+            rows[f"truth of {'x' if way == 'AtoB' else 'y'}"] = images[f"{source}_gt"][:n]
+    return rows

@@ -1,0 +1,460 @@
+"""The book's experiments, declared once: what each chapter trains, over which settings and seeds.
+
+An :class:`Experiment` is a named grid: a chapter, a task (a domain of :mod:`cyclegan_edu.domains`),
+the settings common to all its runs, the **variants** (the setting the chapter varies, e.g. λ), the
+seeds, and the training length at the ``cpu`` scale. Every run of it (variant × seed) is trained by the
+ordinary :class:`~cyclegan_edu.train.Trainer` and scored by :func:`cyclegan_edu.evaluation.evaluate`.
+
+Results are committed. The runs of every experiment at the ``cpu`` preset live in this package, in
+``results/<experiment>/<variant>/seed<k>/`` (``run.json``: the config, the scores, a subsampled loss
+history, wall time, package version, git commit and machine; ``samples.png``: a fixed sheet of test
+images through both generators). No weights are kept. The chapters read them with :func:`load`;
+``tests/test_experiments.py`` fails when a committed run's config no longer equals what its declaration
+produces today (a changed default cannot leave stale numbers in the book).
+
+From the command line::
+
+    cyclegan-edu results list                                # one experiment a line, name first
+    cyclegan-edu results run ch3-lambda [--variant lambda10] [--seed 0] [--preset cpu]
+    cyclegan-edu results reproduce ch3-lambda               # retrain one run, compare with the committed one
+
+Running skips finished runs and resumes interrupted ones from the trainer's checkpoints (kept outside
+the repository, under ``$CYCLEGAN_EDU_RUNS/experiments``), so hours of compute survive any stop.
+
+Scales: ``cpu`` is the committed scale (64 px, ngf 32, 6 blocks, batch 4, each experiment's own number
+of steps); ``ci`` runs every experiment's code path in seconds (32 px, tiny networks, a few steps, two
+seeds) so that CI keeps it alive; ``gpu``/``paper`` retrain with the paper's networks for readers who want
+to (their results go to ``$CYCLEGAN_EDU_RUNS/results/<preset>``, never over the committed ones).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from .config import Config, default_preset_name, get_preset
+
+RESULTS_DIR = Path(__file__).parent / "results"
+COMMITTED_PRESET = "cpu"
+CI_STEPS = 6                  # training steps of every run in the ci preset: the code path, not the result
+CI_SEEDS = 2                  # seeds per variant in the ci preset (a spread needs two)
+HISTORY_POINTS = 200          # loss-history records kept per run
+FORMAT = "cyclegan_edu.experiment_run/1"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One setting of an experiment: a short ``key`` (folder and CLI name), the ``label`` the book prints,
+    and the Config fields it changes (``model="pix2pix"`` trains the paired baseline on paired data)."""
+    key: str
+    label: str
+    changes: dict = field(default_factory=dict)
+    model: str = "cyclegan"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A declared grid of runs (see the module docstring)."""
+    name: str
+    chapter: int
+    task: str
+    title: str
+    variants: tuple[Variant, ...]
+    steps: int                          # training steps at the committed (cpu) scale
+    base: dict = field(default_factory=dict)
+    seeds: tuple[int, ...] = (0, 1, 2)
+
+    def variant(self, key: str | None) -> Variant:
+        """The variant called ``key`` (default: the first)."""
+        if key is None:
+            return self.variants[0]
+        for v in self.variants:
+            if v.key == key:
+                return v
+        raise ValueError(f"experiment {self.name} has no variant {key!r}; its variants: "
+                         f"{', '.join(v.key for v in self.variants)}")
+
+    def seeds_for(self, preset: str) -> tuple[int, ...]:
+        return self.seeds[:CI_SEEDS] if preset == "ci" else self.seeds
+
+    def config(self, preset: str, variant: Variant, seed: int) -> Config:
+        """The exact Config of one run: the preset, then the experiment's settings, the variant's, the
+        seed and the training length (``steps`` at every scale but ``ci``; the second half decays)."""
+        steps = CI_STEPS if preset == "ci" else self.steps
+        config = get_preset(preset, **self.base, **variant.changes)
+        return config.replace(seed=seed, iters=steps, iters_decay=steps // 2)
+
+    def runs(self, preset: str) -> list[tuple[Variant, int]]:
+        return [(v, s) for v in self.variants for s in self.seeds_for(preset)]
+
+
+def _lambda_key(value: float) -> str:
+    return f"{value:g}".replace(".", "p")
+
+
+LAMBDAS = (0, 1, 3, 10, 30, 100)
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
+    # Chapter 3: the cycle weight λ of Eq. 3 on labels ↔ photos (the identity loss off, as in Eq. 3).
+    Experiment("ch3-lambda", 3, "labels", "Cycle weight λ on labels ↔ photos",
+               tuple(Variant(f"lambda{_lambda_key(lam)}", f"λ = {lam:g}", {"lambda_cycle": float(lam)})
+                     for lam in (10, 0, 1, 3, 30, 100)),
+               steps=3000, base={"lambda_identity": 0.0}),
+    # Chapter 3: the ablation of Tables 4-5 (GAN alone and the full model are ch3-lambda's λ = 0 and 10).
+    Experiment("ch3-ablation", 3, "labels", "Which part of the loss does the work (Tables 4-5)",
+               (Variant("cycle-alone", "cycle alone", {"lambda_gan": 0.0}),
+                Variant("gan-forward", "GAN + forward cycle", {"cycle_backward": False}),
+                Variant("gan-backward", "GAN + backward cycle", {"cycle_forward": False})),
+               steps=3000, base={"lambda_identity": 0.0}),
+]}
+
+
+# --- where results live ----------------------------------------------------------------------------
+def runs_dir() -> Path:
+    """Checkpoints of experiment runs (resumable, never committed)."""
+    from .train import runs_root
+    return runs_root() / "experiments"
+
+
+def results_dir(preset: str) -> Path:
+    """Where the results of ``preset`` are written and read: the package's committed folder for ``cpu``,
+    ``$CYCLEGAN_EDU_RUNS/results/<preset>`` for the others."""
+    if preset == COMMITTED_PRESET:
+        return Path(os.environ.get("CYCLEGAN_EDU_RESULTS") or RESULTS_DIR)
+    from .train import runs_root
+    return runs_root() / "results" / preset
+
+
+def get(name: str) -> Experiment:
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; known: {', '.join(EXPERIMENTS)} (cyclegan-edu results list)")
+    return EXPERIMENTS[name]
+
+
+def run_path(root: Path, experiment: Experiment, variant: Variant, seed: int) -> Path:
+    return root / experiment.name / variant.key / f"seed{seed}"
+
+
+# --- running ------------------------------------------------------------------------------------------
+def task_folder(experiment: Experiment, variant: Variant, config: Config) -> Path:
+    from . import domains
+    return domains.get(experiment.task, size=config.image_size, paired=variant.model == "pix2pix")
+
+
+def run(name: str, preset: str | None = None, variant: str | None = None, seed: int | None = None,
+        out: str | os.PathLike | None = None, progress: bool = True, force: bool = False) -> list[Path]:
+    """Train and score the runs of experiment ``name`` that are not finished yet (all, or one ``variant``
+    and/or ``seed``), writing each run's record to ``out`` (default :func:`results_dir`). A run whose record
+    exists with the same config is skipped (``force`` recomputes it); an interrupted one resumes."""
+    experiment = get(name)
+    preset = preset or default_preset_name()
+    root = Path(out) if out is not None else results_dir(preset)
+    chosen = [(v, s) for v, s in experiment.runs(preset)
+              if (variant is None or v.key == variant) and (seed is None or s == seed)]
+    if variant is not None:
+        experiment.variant(variant)                    # a clear error for an unknown key
+    if not chosen:
+        raise ValueError(f"experiment {name} has no run with variant={variant} seed={seed} in preset {preset}; "
+                         f"seeds: {experiment.seeds_for(preset)}")
+    written = []
+    for v, s in chosen:
+        path = run_path(root, experiment, v, s)
+        if not force and _is_current(path, experiment, preset, v, s):
+            if progress:
+                print(f"{name} {v.key} seed {s}: done already ({path})")
+            continue
+        written.append(run_one(experiment, preset, v, s, path, progress=progress))
+    return written
+
+
+def run_one(experiment: Experiment, preset: str, variant: Variant, seed: int, path: Path,
+            progress: bool = True, checkpoints: Path | None = None) -> Path:
+    """Train one run (resuming its checkpoint if one exists), score it and write ``path/run.json`` and
+    ``path/samples.png``. The record is written last and atomically: a stop leaves no half-written run."""
+    from . import __version__, evaluation
+    from .train import Trainer
+    config = experiment.config(preset, variant, seed)
+    folder = task_folder(experiment, variant, config)
+    work = (checkpoints or runs_dir() / preset) / experiment.name / variant.key / f"seed{seed}"
+    work.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(config, folder, out=work, model=variant.model, resume=True, progress=progress)
+    trainer.fit()
+    # the step times of every sitting (the history survives a resume; log_every is 1 in every preset)
+    train_seconds = sum(record["seconds"] for record in trainer.history)
+    started = time.perf_counter()
+    direction = getattr(config, "direction", "AtoB")
+    scores = evaluation.evaluate(trainer.model, folder, experiment.task, config.image_size, variant.model, direction)
+    rows = evaluation.samples(trainer.model, folder, config.image_size, variant.model, direction)
+    eval_seconds = time.perf_counter() - started
+    record = {
+        "format": FORMAT, "experiment": experiment.name, "chapter": experiment.chapter, "task": experiment.task,
+        "variant": variant.key, "label": variant.label, "model": variant.model, "seed": seed, "preset": preset,
+        "config": config.to_dict(), "data": data_fingerprint(folder), "evaluation_version": evaluation.VERSION,
+        "metrics": scores, "steps": trainer.step, "train_seconds": round(train_seconds, 1),
+        "eval_seconds": round(eval_seconds, 1),
+        "history": _subsample(trainer.history), "samples": list(rows),
+        "package_version": __version__, "git": _git_commit(), "machine": machine(config),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    path.mkdir(parents=True, exist_ok=True)
+    _save_sheet(rows, path / "samples.png")
+    tmp = path / "run.json.tmp"
+    tmp.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
+    os.replace(tmp, path / "run.json")
+    if progress:
+        print(f"{experiment.name} {variant.key} seed {seed}: {trainer.step} steps in {train_seconds:.0f} s -> {path}")
+    return path
+
+
+def _subsample(history: list[dict]) -> list[dict]:
+    if len(history) <= HISTORY_POINTS:
+        picked = history
+    else:
+        picked = [history[int(i)] for i in np.linspace(0, len(history) - 1, HISTORY_POINTS)]
+    return [{k: (round(v, 5) if isinstance(v, float) else v) for k, v in record.items()} for record in picked]
+
+
+def data_fingerprint(folder: Path) -> dict:
+    """What a run was trained and scored on: the folder's name, its number of images per split, and a hash
+    of the pixels of the first 20 of each (decoded, so PNG encoder versions do not matter)."""
+    import hashlib
+    from PIL import Image
+    from .data import list_images
+    digest, counts = hashlib.sha1(), {}
+    for sub in sorted(p.name for p in folder.iterdir() if p.is_dir()):
+        files = list_images(folder / sub)
+        counts[sub] = len(files)
+        for path in files[:20]:
+            with Image.open(path) as img:
+                digest.update(np.asarray(img).tobytes())
+    return {"folder": folder.name, "counts": counts, "pixels_sha1": digest.hexdigest()[:16]}
+
+
+def machine(config: Config) -> dict:
+    """The facts that decide whether another run can match this one bit for bit."""
+    import torch
+    from .devices import autocast_dtype, select_device
+    device = select_device(config.device)
+    dtype = autocast_dtype(config.precision, device)
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"device": device.type if device.type != "cuda" else torch.cuda.get_device_name(device),
+            "cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version(), "autocast": str(dtype).replace("torch.", "") if dtype else "fp32"}
+
+
+def _git_commit() -> str | None:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                              text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "cyclegan_edu"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return head.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _save_sheet(rows: dict, path: Path) -> None:
+    """The sample rows as one PNG of tiles (row r, column c = image c of row r), no margins: small, exact."""
+    from PIL import Image
+    import torch
+    sheet = torch.cat([torch.cat(list(row), dim=-1) for row in rows.values()], dim=-2)   # (C, rows·H, n·W)
+    array = ((sheet.clamp(-1, 1) + 1) * 127.5 + 0.5).byte().permute(1, 2, 0).numpy()
+    Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array).save(path, optimize=True)
+
+
+# --- reading ------------------------------------------------------------------------------------------
+def stale_reason(record: dict, experiment: Experiment | None = None) -> str | None:
+    """Why a stored run no longer matches its declaration (None when it does): a changed config, scoring
+    or unknown variant. A field added to Config later with a default that keeps the old behaviour does
+    not make a run stale."""
+    from . import evaluation
+    experiment = experiment or EXPERIMENTS.get(record["experiment"])
+    if experiment is None:
+        return f"experiment {record['experiment']!r} is no longer declared"
+    try:
+        variant = experiment.variant(record["variant"])
+    except ValueError:
+        return f"variant {record['variant']!r} is no longer declared"
+    if record["seed"] not in experiment.seeds_for(record["preset"]):
+        return f"seed {record['seed']} is no longer declared"
+    stored = Config.from_dict(record["config"]).to_dict()
+    current = experiment.config(record["preset"], variant, record["seed"]).to_dict()
+    changed = [f"{k}: {stored.get(k)!r} → {current[k]!r}" for k in current if stored.get(k) != current[k]]
+    if changed:
+        return "config changed (" + ", ".join(changed) + ")"
+    if variant.model != record["model"]:
+        return f"model changed: {record['model']} → {variant.model}"
+    if record.get("evaluation_version") != evaluation.VERSION:
+        return f"scores were computed by evaluation version {record.get('evaluation_version')}, now {evaluation.VERSION}"
+    return None
+
+
+def _is_current(path: Path, experiment: Experiment, preset: str, variant: Variant, seed: int) -> bool:
+    record_path = path / "run.json"
+    if not record_path.exists():
+        return False
+    record = json.loads(record_path.read_text())
+    return record.get("preset") == preset and stale_reason(record, experiment) is None
+
+
+@dataclass
+class Results:
+    """The stored runs of one experiment at one preset, as the chapters use them."""
+    experiment: Experiment
+    preset: str
+    records: dict[tuple[str, int], dict]
+    root: Path
+
+    @property
+    def complete(self) -> bool:
+        return all((v.key, s) in self.records for v, s in self.experiment.runs(self.preset))
+
+    def variants(self) -> list[Variant]:
+        """The declared variants that have at least one stored run, in declaration order."""
+        return [v for v in self.experiment.variants if any(k == v.key for k, _ in self.records)]
+
+    def values(self, metric: str, variant: str) -> list[float]:
+        return [r["metrics"][metric] for (k, _), r in sorted(self.records.items()) if k == variant]
+
+    def summary(self, metric: str, variant: str) -> tuple[float, float, int]:
+        """Mean, sample standard deviation over seeds (0 for one seed) and number of seeds."""
+        values = np.array(self.values(metric, variant), dtype=float)
+        if len(values) == 0:
+            raise ValueError(f"no stored run of {self.experiment.name} variant {variant!r}")
+        return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0, len(values)
+
+    def table(self, metrics: list[str], variants: list[str] | None = None, digits: int = 3) -> str:
+        """Mean ± standard deviation over seeds of each metric, one variant a row (seeds in brackets)."""
+        keys = variants or [v.key for v in self.variants()]
+        labels = {v.key: v.label for v in self.experiment.variants}
+        width = max(len(labels[k]) for k in keys) + 2
+        cells = {k: [self.summary(m, k) for m in metrics] for k in keys}
+        col = max(max(len(m) for m in metrics), 2 * digits + 7) + 2
+        lines = [f"{'':<{width}}" + "".join(f"{m:>{col}}" for m in metrics) + "  seeds"]
+        for k in keys:
+            lines.append(f"{labels[k]:<{width}}" + "".join(f"{mean:>{col - digits - 5}.{digits}f} ± {std:<.{digits}f}"
+                                                          for mean, std, _ in cells[k]) + f"  {cells[k][0][2]:>5}")
+        return "\n".join(lines)
+
+    def samples(self, variant: str, seed: int | None = None) -> dict[str, "torch.Tensor"]:
+        """The stored sample sheet of one run as named rows of images in [-1, 1]."""
+        import torch
+        from PIL import Image
+        seed = self.experiment.seeds_for(self.preset)[0] if seed is None else seed
+        record = self.records[(variant, seed)]
+        with Image.open(run_path(self.root, self.experiment, self.experiment.variant(variant), seed) / "samples.png") as img:
+            array = np.asarray(img)
+        sheet = torch.from_numpy(array.copy()).float() / 127.5 - 1
+        sheet = sheet[None] if sheet.dim() == 2 else sheet.permute(2, 0, 1)
+        names = record["samples"]
+        size = sheet.shape[1] // len(names)
+        return {name: sheet[:, r * size:(r + 1) * size].unflatten(-1, (-1, size)).permute(2, 0, 1, 3)
+                for r, name in enumerate(names)}
+
+    def history(self, variant: str, seed: int | None = None) -> list[dict]:
+        seed = self.experiment.seeds_for(self.preset)[0] if seed is None else seed
+        return self.records[(variant, seed)]["history"]
+
+
+def load(name: str, preset: str | None = None, root: str | os.PathLike | None = None) -> Results:
+    """The stored runs of experiment ``name`` at ``preset`` (default :data:`COMMITTED_PRESET`), current
+    ones only: a stale record (see :func:`stale_reason`) raises, naming the command that recomputes it."""
+    experiment = get(name)
+    preset = preset or COMMITTED_PRESET
+    base = Path(root) if root is not None else results_dir(preset)
+    records = {}
+    for v, s in experiment.runs(preset):
+        path = run_path(base, experiment, v, s) / "run.json"
+        if path.exists():
+            record = json.loads(path.read_text())
+            reason = stale_reason(record, experiment)
+            if reason:
+                raise ValueError(f"{path} is stale: {reason}; recompute it with: cyclegan-edu results run {name} "
+                                 f"--preset {preset} --variant {v.key} --seed {s}")
+            records[(v.key, s)] = record
+    return Results(experiment, preset, records, base)
+
+
+def results(name: str, preset: str | None = None, retrain: bool = False, progress: bool = False) -> Results:
+    """What a chapter shows for experiment ``name``: in the ``ci`` preset every run is trained at the tiny
+    ci scale (CI keeps the code path alive); in any other preset the committed ``cpu`` results are loaded,
+    unless ``retrain`` asks to train the experiment at this preset (hours on a CPU, see ``steps``)."""
+    preset = preset or default_preset_name()
+    if preset == "ci" or retrain:
+        run(name, preset, progress=progress)
+        return load(name, preset)
+    return load(name, COMMITTED_PRESET)
+
+
+def describe(experiment: Experiment, preset: str = COMMITTED_PRESET) -> str:
+    """One line of ``results list``: name first, then chapter, variants × seeds, preset, runs stored, date."""
+    stored = load(experiment.name, preset)
+    dates = sorted(r["created"][:10] for r in stored.records.values())
+    runs = experiment.runs(preset)
+    return (f"{experiment.name:16s} ch{experiment.chapter}  {len(experiment.variants)} variants × "
+            f"{len(experiment.seeds_for(preset))} seeds  {preset}  {len(stored.records)}/{len(runs)} runs stored  "
+            f"{dates[-1] if dates else '—':10s}  {experiment.title}")
+
+
+# --- reproducing --------------------------------------------------------------------------------------
+SAME_MACHINE_TOLERANCE = 1e-6
+
+
+def reproduce(name: str, variant: str | None = None, seed: int | None = None, progress: bool = True,
+              preset: str = COMMITTED_PRESET, root: str | os.PathLike | None = None) -> tuple[bool, str]:
+    """Retrain one committed run from scratch and compare its scores with the committed ones.
+
+    On the machine kind that made the record (same CPU model, thread count, torch version and autocast
+    dtype) training is deterministic and every score must agree within ``SAME_MACHINE_TOLERANCE``. Elsewhere
+    a GAN's training diverges from the first differing rounding, so the comparison is against the spread
+    over seeds: each score must lie within 3 standard deviations of the committed seeds' mean (plus 0.01).
+    Returns (ok, report). ``preset`` and ``root`` name other stored results (the tests use the ci scale).
+    """
+    import tempfile
+    experiment = get(name)
+    committed = load(name, preset, root)
+    v = experiment.variant(variant)
+    seed = experiment.seeds_for(preset)[0] if seed is None else seed
+    if (v.key, seed) not in committed.records:
+        raise ValueError(f"no committed run of {name} variant {v.key} seed {seed}; "
+                         f"run it first: cyclegan-edu results run {name} --variant {v.key} --seed {seed}")
+    old = committed.records[(v.key, seed)]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = run_one(experiment, preset, v, seed, Path(tmp) / "run", progress=progress,
+                       checkpoints=Path(tmp) / "checkpoints")
+        new = json.loads((path / "run.json").read_text())
+    same_machine = {k: old["machine"].get(k) for k in ("cpu", "threads", "torch", "autocast")} == \
+                   {k: new["machine"].get(k) for k in ("cpu", "threads", "torch", "autocast")}
+    lines = [f"{name} {v.key} seed {seed}: committed {old['created'][:10]} on {old['machine']['cpu']} "
+             f"({old['machine']['autocast']}), recomputed on {new['machine']['cpu']} ({new['machine']['autocast']})",
+             "same machine kind: every score must match within 1e-6" if same_machine else
+             "another machine kind: every score must lie within 3 sd (+0.01) of the committed seeds' mean",
+             f"{'score':<22}{'committed':>12}{'recomputed':>12}{'allowed':>10}  ok"]
+    ok = True
+    for metric, before in old["metrics"].items():
+        after = new["metrics"].get(metric, float("nan"))
+        if same_machine:
+            centre, allowed = before, SAME_MACHINE_TOLERANCE * max(1.0, abs(before))
+        else:
+            mean, std, _ = committed.summary(metric, v.key)
+            centre, allowed = mean, 3 * std + 0.01 * max(1.0, abs(mean))
+        good = bool(abs(after - centre) <= allowed)
+        ok &= good
+        lines.append(f"{metric:<22}{before:>12.6f}{after:>12.6f}{allowed:>10.2g}  {'yes' if good else 'NO'}")
+    return ok, "\n".join(lines)

@@ -1,0 +1,211 @@
+"""The experiment store: declarations, running at the ci scale, skipping, loading, staleness, reproduce,
+and the honesty of the committed results."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from cyclegan_edu import evaluation, experiments
+from cyclegan_edu.experiments import EXPERIMENTS, Experiment, Variant
+
+TINY = Experiment("test-tiny", 0, "shapes", "a tiny grid for the tests",
+                  (Variant("a", "λ = 10", {"lambda_cycle": 10.0}), Variant("b", "λ = 1", {"lambda_cycle": 1.0})),
+                  steps=5, base={"lambda_identity": 0.0, "precision": "fp32"})
+
+
+@pytest.fixture()
+def tiny(monkeypatch):
+    monkeypatch.setitem(EXPERIMENTS, TINY.name, TINY)
+    return TINY
+
+
+@pytest.fixture(scope="module")
+def tiny_results(tmp_path_factory):
+    """TINY run once at the ci scale into a module folder: 2 variants × 2 seeds."""
+    root = tmp_path_factory.mktemp("results")
+    EXPERIMENTS[TINY.name] = TINY
+    try:
+        written = experiments.run(TINY.name, "ci", out=root, progress=False)
+    finally:
+        del EXPERIMENTS[TINY.name]
+    return root, written
+
+
+def test_declarations_are_complete():
+    from cyclegan_edu import domains
+    for name, e in EXPERIMENTS.items():
+        assert name == e.name
+        assert len(e.seeds) >= 3, f"{name}: a table the text reads needs at least 3 seeds"
+        keys = [v.key for v in e.variants]
+        assert len(keys) == len(set(keys)), f"{name}: variant keys repeat"
+        assert all(k.replace("-", "").isalnum() for k in keys), f"{name}: keys must be folder- and CLI-safe"
+        domains.task(e.task)                                    # a registered domain
+        for v in e.variants:
+            config = e.config("cpu", v, e.seeds[0])
+            assert config.iters == e.steps and config.iters_decay == e.steps // 2
+            assert (config.image_size, config.ngf, config.n_blocks) == (64, 32, 6)   # the cpu scale
+
+
+def test_config_is_preset_then_experiment_then_variant():
+    v = TINY.variants[1]
+    config = TINY.config("ci", v, seed=1)
+    assert (config.lambda_cycle, config.lambda_identity, config.precision, config.seed) == (1.0, 0.0, "fp32", 1)
+    assert config.iters == experiments.CI_STEPS and config.image_size == 32
+    assert TINY.seeds_for("ci") == (0, 1) and TINY.seeds_for("cpu") == (0, 1, 2)
+
+
+def test_unknown_names_give_one_clear_error(tiny):
+    with pytest.raises(ValueError, match="unknown experiment 'nope'.*known"):
+        experiments.get("nope")
+    with pytest.raises(ValueError, match="has no variant 'zzz'; its variants: a, b"):
+        experiments.run(TINY.name, "ci", variant="zzz")
+    with pytest.raises(ValueError, match="no run with variant=None seed=7"):
+        experiments.run(TINY.name, "ci", seed=7)
+
+
+def test_run_writes_a_record_and_a_sample_sheet(tiny_results):
+    root, written = tiny_results
+    assert len(written) == 4
+    record = json.loads((root / "test-tiny" / "b" / "seed1" / "run.json").read_text())
+    assert record["format"] == experiments.FORMAT
+    assert (record["variant"], record["seed"], record["preset"], record["steps"]) == ("b", 1, "ci", experiments.CI_STEPS)
+    assert record["config"]["lambda_cycle"] == 1.0 and record["config"]["seed"] == 1
+    for key in ("G L1 to truth", "F L1 to truth", "G mask IoU", "G KID", "G KID se", "G diversity", "G cycle L1"):
+        assert isinstance(record["metrics"][key], float), key
+    assert len(record["history"]) == experiments.CI_STEPS and record["history"][-1]["step"] == experiments.CI_STEPS
+    assert {"cpu", "threads", "torch", "autocast"} <= set(record["machine"]) and record["machine"]["autocast"] == "fp32"
+    assert record["data"]["counts"]["trainA"] > 0 and len(record["data"]["pixels_sha1"]) == 16
+    assert not list(root.rglob("*.tmp")) and not list(root.rglob("*.pt"))     # no debris, no weights
+    assert record["train_seconds"] > 0
+
+
+def test_sample_sheet_round_trips(tiny, tiny_results):
+    root, _ = tiny_results
+    rows = experiments.load(TINY.name, "ci", root).samples("a", 0)
+    assert list(rows) == ["x", "G(x)", "F(G(x))", "truth of x", "y", "F(y)", "G(F(y))", "truth of y"]
+    from cyclegan_edu import domains
+    from cyclegan_edu.data import load_folder
+    folder = domains.get("shapes", size=32)
+    x = load_folder(folder / "testA", 32, limit=evaluation.N_SAMPLES)
+    assert rows["x"].shape == x.shape
+    assert (rows["x"] - x).abs().max() <= 1 / 127.5 + 1e-6          # 8-bit PNG: within one grey level
+
+
+def test_load_table_and_spread(tiny, tiny_results):
+    root, _ = tiny_results
+    results = experiments.load(TINY.name, "ci", root)
+    assert results.complete
+    values = results.values("G L1 to truth", "a")
+    mean, std, n = results.summary("G L1 to truth", "a")
+    assert n == 2 and mean == pytest.approx(sum(values) / 2) and std == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5)
+    table = results.table(["G L1 to truth", "G mask IoU"])
+    assert table.splitlines()[1].startswith("λ = 10") and f"{mean:.3f} ± {std:.3f}" in table
+
+
+def test_finished_runs_are_skipped(tiny, tiny_results, capsys):
+    root, _ = tiny_results
+    before = {p: p.stat().st_mtime_ns for p in root.rglob("run.json")}
+    assert experiments.run(TINY.name, "ci", out=root, progress=True) == []
+    assert "done already" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("run.json")} == before
+
+
+def test_interrupted_run_resumes_and_matches(tiny, tmp_path, monkeypatch):
+    """A run stopped mid-training continues from its checkpoint and ends with the same scores as one that
+    was never stopped (fp32: bit-exact)."""
+    monkeypatch.setenv("CYCLEGAN_EDU_RUNS", str(tmp_path / "runs"))
+    from cyclegan_edu.train import Trainer
+    v = TINY.variants[0]
+    config = TINY.config("ci", v, 0)
+    folder = experiments.task_folder(TINY, v, config)
+    work = experiments.runs_dir() / "ci" / TINY.name / v.key / "seed0"
+    partial = Trainer(config, folder, out=work, progress=False)
+    partial.fit(steps=2)                                   # stopped after 2 of CI_STEPS steps
+    resumed = experiments.run(TINY.name, "ci", variant="a", seed=0, out=tmp_path / "r1", progress=False)[0]
+    fresh = experiments.run_one(TINY, "ci", v, 0, tmp_path / "r2" / "run", progress=False,
+                                checkpoints=tmp_path / "fresh")
+    one, two = (json.loads((p / "run.json").read_text()) for p in (resumed, fresh))
+    assert one["metrics"] == two["metrics"]
+    assert [h["G_total"] for h in one["history"]] == [h["G_total"] for h in two["history"]]
+
+
+def test_stale_records_are_named_with_the_command_to_rerun(tiny, tiny_results, tmp_path):
+    import shutil
+    root, _ = tiny_results
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    path = copy / TINY.name / "a" / "seed0" / "run.json"
+    record = json.loads(path.read_text())
+    assert experiments.stale_reason(record) is None
+    record["config"]["lambda_cycle"] = 3.0                 # as if the declaration had changed since
+    path.write_text(json.dumps(record))
+    assert "lambda_cycle: 3.0 → 10.0" in experiments.stale_reason(record)
+    with pytest.raises(ValueError, match="stale: config changed.*results run test-tiny --preset ci --variant a --seed 0"):
+        experiments.load(TINY.name, "ci", copy)
+    record["config"]["lambda_cycle"] = 10.0
+    record["evaluation_version"] = -1
+    assert "evaluation version -1" in experiments.stale_reason(record)
+    record["evaluation_version"] = evaluation.VERSION
+    del record["config"]["upsample"]                       # a field added later, at its default: not stale
+    assert experiments.stale_reason(record) is None
+
+
+def test_reproduce_same_machine_matches_and_catches_a_changed_number(tiny, tiny_results, tmp_path):
+    import shutil
+    root, _ = tiny_results
+    ok, report = experiments.reproduce(TINY.name, progress=False, preset="ci", root=root)
+    assert ok, report
+    assert "same machine kind" in report and "G L1 to truth" in report
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    path = copy / TINY.name / "a" / "seed0" / "run.json"
+    record = json.loads(path.read_text())
+    record["metrics"]["G L1 to truth"] += 0.001
+    path.write_text(json.dumps(record))
+    ok, report = experiments.reproduce(TINY.name, progress=False, preset="ci", root=copy)
+    assert not ok
+    assert [line for line in report.splitlines() if line.startswith("G L1 to truth")][0].endswith("NO")
+
+
+def test_cli_results_list_and_errors():
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "cyclegan_edu", "results", *args], capture_output=True, text=True)
+    listing = cli("list")
+    assert listing.returncode == 0, listing.stderr
+    lines = listing.stdout.strip().splitlines()
+    assert [line.split()[0] for line in lines] == list(EXPERIMENTS)
+    assert all(" cpu " in line and "× 3 seeds" in line for line in lines)
+    bad = cli("run", "nope")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "unknown experiment 'nope'" in bad.stderr
+    missing = cli("reproduce")
+    assert missing.returncode == 2 and "needs an experiment NAME" in missing.stderr
+
+
+def test_committed_results_are_current():
+    """Every committed run must equal what its declaration produces today (config, model, scoring) and
+    must have been trained on the data the task builds today. A failure names the command to re-run."""
+    from cyclegan_edu import domains
+    records = sorted(experiments.RESULTS_DIR.rglob("run.json"))
+    fingerprints = {}
+    for path in records:
+        record = json.loads(path.read_text())
+        rerun = (f"cyclegan-edu results run {record['experiment']} --preset cpu --variant {record['variant']} "
+                 f"--seed {record['seed']} --force")
+        assert record["preset"] == experiments.COMMITTED_PRESET, f"{path}: not a cpu-preset run"
+        reason = experiments.stale_reason(record)
+        assert reason is None, f"{path} is stale: {reason}; re-run: {rerun}"
+        experiment = EXPERIMENTS[record["experiment"]]
+        variant = experiment.variant(record["variant"])
+        config = experiment.config("cpu", variant, record["seed"])
+        key = (experiment.task, config.image_size, variant.model)
+        if key not in fingerprints:
+            fingerprints[key] = experiments.data_fingerprint(experiments.task_folder(experiment, variant, config))
+        assert record["data"] == fingerprints[key], f"{path}: the task's data changed since; re-run: {rerun}"
+        assert (path.parent / "samples.png").exists(), f"{path.parent}: samples.png missing; re-run: {rerun}"
+    size = sum(p.stat().st_size for p in experiments.RESULTS_DIR.rglob("*") if p.is_file())
+    assert size < 12e6, f"committed results take {size / 1e6:.1f} MB; keep them small (JSON + small PNGs)"
