@@ -3,6 +3,7 @@
     cyclegan-edu toy --list                                  # the offline domains
     cyclegan-edu toy shapes --out data/shapes                # make one in the official layout
     cyclegan-edu train --data data/shapes --out runs/shapes --preset ci
+    cyclegan-edu train --help                                # every Config field is an option
     cyclegan-edu translate --run runs/shapes --direction AtoB --input data/shapes/testA --output out/
     cyclegan-edu info runs/shapes
     cyclegan-edu download dataset horse2zebra                # needs the network
@@ -15,8 +16,13 @@ Every error a user can cause is one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+import typing
 from pathlib import Path
+
+if typing.TYPE_CHECKING:
+    from .config import Config
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,28 +35,57 @@ def _load_size(size: int) -> int:
     return 2 * round(size * 286 / 256 / 2)
 
 
-def _cmd_train(args) -> None:
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One ``--field-name`` option per :class:`~cyclegan_edu.config.Config` field, made from the
+    field's type, help text and choices, and the shorthands ``--size`` and ``--epochs``. Every
+    default is SUPPRESS: an option not given stays out of ``args`` and changes nothing."""
+    from .config import Config
+    group = parser.add_argument_group("settings", "each option given overrides the preset's value "
+                                                  "(cyclegan_edu.config.Config); a field's own option wins "
+                                                  "over a shorthand's")
+    group.add_argument("--size", type=int, metavar="N",
+                       help="shorthand: --image-size N and --load-size 286/256 of N, the official ratio")
+    steps = group.add_mutually_exclusive_group()
+    steps.add_argument("--epochs", type=int, metavar="N",
+                       help="shorthand: --n-epochs (N+1)//2 --n-epochs-decay N//2, counted in epochs, not --iters")
+    also = {"iters": "; without --iters-decay, --iters-decay ITERS//2"}
+    aliases = {"num_workers": ["--workers"]}
+    types = typing.get_type_hints(Config)
+    for f in dataclasses.fields(Config):
+        flags = ["--" + f.name.replace("_", "-"), *aliases.get(f.name, [])]
+        options = dict(dest=f.name, default=argparse.SUPPRESS, help=f.metadata["help"] + also.get(f.name, ""))
+        container = steps if f.name == "iters" else group
+        if types[f.name] is bool:
+            container.add_argument(*flags, action=argparse.BooleanOptionalAction, **options)
+        else:
+            value_type = [t for t in typing.get_args(types[f.name]) if t is not type(None)] or [types[f.name]]
+            container.add_argument(*flags, type=value_type[0], choices=f.metadata["choices"], **options)
+
+
+def train_config(args: argparse.Namespace) -> Config:
+    """The Config a ``train`` command runs with: the preset for ``--model`` (with ``--resume`` and a
+    checkpoint in ``--out``: the run's own settings), changed by the options given."""
     from .config import Config, get_preset
-    from .train import CHECKPOINT, Trainer, read_checkpoint
-    changes = {k: v for k, v in {
-        "ngf": args.ngf, "ndf": args.ngf, "n_blocks": args.n_blocks, "batch_size": args.batch_size,
-        "lambda_cycle": args.lambda_cycle, "lambda_identity": args.lambda_identity,
-        "pool_size": args.pool_size, "gan_mode": args.gan_mode, "seed": args.seed, "device": args.device,
-        "precision": args.precision, "upsample": args.upsample, "checkpoint_every": args.checkpoint_every,
-        "num_workers": args.workers,
-    }.items() if v is not None}
+    from .train import CHECKPOINT, read_checkpoint
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if hasattr(args, f.name)}
+    changes = {}
     if args.size is not None:
         changes.update(image_size=args.size, load_size=_load_size(args.size))
-    if args.iters is not None:
-        changes.update(iters=args.iters, iters_decay=args.iters // 2)
+    if "iters" in given:
+        changes.update(iters_decay=given["iters"] // 2)
     if args.epochs is not None:
         changes.update(iters=None, n_epochs=(args.epochs + 1) // 2, n_epochs_decay=args.epochs // 2)
+    changes.update(given)
     checkpoint = Path(args.out) / CHECKPOINT
     if args.resume and checkpoint.exists():
         # continue with the run's own settings; options given here must agree with them (Trainer checks)
-        config = Config.from_dict(read_checkpoint(checkpoint)["config"]).replace(**changes)
-    else:
-        config = get_preset(args.preset, **changes)
+        return Config.from_dict(read_checkpoint(checkpoint)["config"]).replace(**changes)
+    return get_preset(args.preset, model=args.model, **changes)
+
+
+def _cmd_train(args) -> None:
+    from .train import Trainer
+    config = train_config(args)
     trainer = Trainer(config, args.data, out=args.out, model=args.model, resume=args.resume, force=args.force,
                       progress=not args.no_progress)
     print(f"training {args.model} on {args.data} with preset {args.preset or 'default'}: "
@@ -163,43 +198,29 @@ def _cmd_results(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .config import GAN_MODES, PRECISIONS, PRESETS, UPSAMPLE_CHOICES
+    from .config import DIRECTIONS, MODELS, PRESETS
     parser = _Parser(prog="cyclegan-edu", description="CycleGAN (Zhu et al. 2017), small and faithful.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     t = sub.add_parser("train", help="train a CycleGAN (or pix2pix) on a folder in the official layout")
     t.add_argument("--data", required=True, help="dataset folder with trainA/ and trainB/ (pix2pix: train/)")
     t.add_argument("--out", required=True, help="run directory for checkpoint.pt, config.json, history.csv")
-    t.add_argument("--model", choices=("cyclegan", "pix2pix"), default="cyclegan")
+    t.add_argument("--model", choices=MODELS, default="cyclegan",
+                   help="pix2pix starts from pix2pix's own settings (config.PIX2PIX_DEFAULTS)")
     t.add_argument("--preset", choices=sorted(PRESETS), help="default: $CYCLEGAN_EDU_PRESET, else gpu or cpu")
-    t.add_argument("--size", type=int, help="crop size fed to the networks (load size follows as 286/256 of it)")
-    t.add_argument("--ngf", type=int, help="filters in the first layer of G and D")
-    t.add_argument("--n-blocks", type=int, help="residual blocks in the generator")
-    t.add_argument("--batch-size", type=int)
-    steps = t.add_mutually_exclusive_group()
-    steps.add_argument("--iters", type=int, help="train this many steps (the second half decays the lr)")
-    steps.add_argument("--epochs", type=int, help="train this many epochs (the second half decays the lr)")
-    t.add_argument("--lambda-cycle", type=float, help="λ of Eq. 3 (paper: 10)")
-    t.add_argument("--lambda-identity", type=float, help="identity weight relative to λ (paper: 0.5; 0 = off)")
-    t.add_argument("--pool-size", type=int, help="image history size (paper: 50; 0 = off)")
-    t.add_argument("--gan-mode", choices=GAN_MODES)
-    t.add_argument("--upsample", choices=UPSAMPLE_CHOICES)
-    t.add_argument("--precision", choices=PRECISIONS)
-    t.add_argument("--seed", type=int)
-    t.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
-    t.add_argument("--workers", type=int, help="DataLoader worker processes")
-    t.add_argument("--checkpoint-every", type=int, help="also save a checkpoint every N steps")
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its checkpoint, with the run's own settings")
     t.add_argument("--force", action="store_true", help="start over in a non-empty --out")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_config_options(t)
     t.set_defaults(func=_cmd_train)
 
     r = sub.add_parser("translate", help="translate an image or a folder with a trained run or official weights")
     source = r.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", help="run directory (or checkpoint.pt) from `train`")
     source.add_argument("--weights", help="a generator state_dict, e.g. an official latest_net_G.pth")
-    r.add_argument("--direction", choices=("AtoB", "BtoA"), default="AtoB", help="with --run: which generator")
+    r.add_argument("--direction", choices=DIRECTIONS, default="AtoB",
+                   help="with --run: translate images of the dataset's A into B, or B into A")
     r.add_argument("--input", required=True, help="an image file or a folder of images")
     r.add_argument("--output", required=True, help="folder for the translated PNGs (same base names)")
     r.add_argument("--size", type=int, help="resize inputs to SIZE×SIZE (default: the run's size; "

@@ -14,8 +14,12 @@ preset     image size  ngf  blocks  batch  for
 ``ci``     32          16   3       8      continuous integration: any chapter in seconds
 ``cpu``    64          32   6       4      a laptop CPU: a chapter's training in minutes
 ``gpu``    256         64   9       1      the paper's networks on a GPU (Colab)
-``paper``  256         64   9       1      the paper's full 200-epoch schedule
+``paper``  256         64   9       1      the paper's full 200-epoch schedule, in fp32
 =========  ==========  ===  ======  =====  ============================================
+
+Presets are immutable: ``get_preset(name, **changes)`` (or ``config.replace(**changes)``) makes a
+changed copy. ``get_preset(name, model="pix2pix")`` gives pix2pix's own settings
+(:data:`PIX2PIX_DEFAULTS`) on the preset's sizes.
 
 ``CYCLEGAN_EDU_PRESET`` names the preset every notebook uses; without it, ``gpu`` when CUDA is
 available and ``cpu`` otherwise.
@@ -25,66 +29,88 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
 
 PRESET_ENV = "CYCLEGAN_EDU_PRESET"
 
 UPSAMPLE_CHOICES = ("deconv", "resize")
 GAN_MODES = ("lsgan", "vanilla")
+NORMS = ("instance", "batch", "none")
 PREPROCESS_CHOICES = ("resize_and_crop", "crop", "scale_width_and_crop", "resize", "none")
+DIRECTIONS = ("AtoB", "BtoA")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+MODELS = ("cyclegan", "pix2pix")
 
 
-@dataclass
+def _setting(default, help: str, choices: tuple | None = None):
+    """A Config field with its help text and allowed values: ``cyclegan-edu train`` makes its
+    ``--field-name`` option from them, so the dataclass is the one place a setting is declared."""
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass(frozen=True)
 class Config:
-    """All settings of one run. Field names follow the official options where one exists."""
+    """All settings of one run, immutable (change one with :meth:`replace`). Field names follow the
+    official options where one exists; each field's help text is also its command-line help."""
 
     # networks (paper §4, appendix 7.2)
-    image_size: int = 256          # crop size fed to the networks (official --crop_size)
-    load_size: int = 286           # images are resized to this before the random crop (--load_size)
-    input_nc: int = 3
-    output_nc: int = 3
-    ngf: int = 64                  # generator filters in the first layer
-    ndf: int = 64                  # discriminator filters in the first layer
-    n_blocks: int = 9              # residual blocks: 9 at 256 px, 6 at 128 px (appendix 7.2)
-    n_layers_D: int = 3            # 3 = the 70×70 PatchGAN
-    norm: str = "instance"
-    upsample: str = "deconv"       # "resize" = bilinear ×2 + conv, free of checkerboard artifacts
-    dropout: bool = False
+    image_size: int = _setting(256, "crop size fed to the networks (official --crop_size)")
+    load_size: int = _setting(286, "images are resized to this before the random crop (official --load_size)")
+    input_nc: int = _setting(3, "channels of the model's A images")
+    output_nc: int = _setting(3, "channels of the model's B images")
+    ngf: int = _setting(64, "generator filters in the first layer")
+    ndf: int = _setting(64, "discriminator filters in the first layer")
+    n_blocks: int = _setting(9, "residual blocks of the generator: 9 at 256 px, 6 at 128 px (appendix 7.2)")
+    n_layers_D: int = _setting(3, "stride-2 layers of the discriminator: 3 = the 70×70 PatchGAN")
+    norm: str = _setting("instance", "normalisation layers: instance (CycleGAN), batch (pix2pix) or none", NORMS)
+    upsample: str = _setting("deconv", "generator upsampling: deconv (transposed convolutions, the paper's) or "
+                                       "resize (bilinear ×2 + conv, free of checkerboard artifacts)", UPSAMPLE_CHOICES)
+    dropout: bool = _setting(False, "dropout in the generator (pix2pix's U-Net uses it, CycleGAN does not)")
 
-    # objective (paper Eq. 1-3 and §5.2)
-    gan_mode: str = "lsgan"
-    lambda_gan: float = 1.0        # 0 trains with the cycle (and identity) loss alone
-    lambda_cycle: float = 10.0     # λ in Eq. 3
-    lambda_identity: float = 0.5   # identity weight relative to λ: the loss is weighted λ·λ_id
-    cycle_forward: bool = True     # x → G(x) → F(G(x)) ≈ x
-    cycle_backward: bool = True    # y → F(y) → G(F(y)) ≈ y
-    pool_size: int = 50            # history of generated images shown to D (Shrivastava et al.)
+    # objective (paper Eq. 1-3 and §5.2; pix2pix Eq. 4)
+    gan_mode: str = _setting("lsgan", "adversarial loss: lsgan (least squares, the paper's) or vanilla "
+                                      "(cross-entropy, pix2pix's)", GAN_MODES)
+    lambda_gan: float = _setting(1.0, "weight of the GAN terms; 0 trains with the cycle (and identity) loss alone")
+    lambda_cycle: float = _setting(10.0, "λ in Eq. 3: the weight of the cycle loss")
+    lambda_identity: float = _setting(0.5, "identity weight relative to λ: the loss is weighted λ·λ_id (0 = off)")
+    lambda_l1: float = _setting(100.0, "pix2pix: the weight of its L1 term (Isola et al. 2017, Eq. 4)")
+    cycle_forward: bool = _setting(True, "the forward cycle x → G(x) → F(G(x)) ≈ x")
+    cycle_backward: bool = _setting(True, "the backward cycle y → F(y) → G(F(y)) ≈ y")
+    pool_size: int = _setting(50, "history of generated images shown to D (Shrivastava et al.; 0 = off)")
 
     # optimisation (paper §4)
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    batch_size: int = 1
-    n_epochs: int = 100            # epochs at the initial learning rate
-    n_epochs_decay: int = 100      # epochs of linear decay to zero
-    iters: int | None = None       # if set: train this many steps instead of epochs ...
-    iters_decay: int = 0           # ... and decay linearly to zero over the last `iters_decay` of them
-    init_gain: float = 0.02
+    lr: float = _setting(2e-4, "Adam's initial learning rate")
+    beta1: float = _setting(0.5, "Adam's β1")
+    beta2: float = _setting(0.999, "Adam's β2")
+    batch_size: int = _setting(1, "images of each domain per step")
+    n_epochs: int = _setting(100, "epochs at the initial learning rate")
+    n_epochs_decay: int = _setting(100, "epochs of linear decay to zero")
+    iters: int | None = _setting(None, "if set: train this many steps instead of n_epochs + n_epochs_decay epochs")
+    iters_decay: int = _setting(0, "with iters: decay the learning rate linearly to zero over the last "
+                                   "iters_decay steps")
+    init_gain: float = _setting(0.02, "standard deviation of the normal initialisation of the weights")
 
     # data
-    preprocess: str = "resize_and_crop"
-    flip: bool = True
-    num_workers: int = 0
+    preprocess: str = _setting("resize_and_crop", "the official preprocessing of training images: "
+                               "resize_and_crop resizes to load_size and crops image_size at random",
+                               PREPROCESS_CHOICES)
+    flip: bool = _setting(True, "random horizontal flips of training images")
+    num_workers: int = _setting(0, "DataLoader worker processes")
+    direction: str = _setting("AtoB", "AtoB: the dataset's A (trainA, pix2pix: left halves) is the model's A; "
+                                      "BtoA swaps the domains (official --direction)", DIRECTIONS)
 
     # runtime
-    device: str = "auto"           # "auto": cuda, then mps, then cpu
-    precision: str = "auto"        # "auto": bf16/fp16 on CUDA, bf16 on CPUs with native bf16, else fp32
-    seed: int = 0
-    deterministic: bool = False
-    channels_last: bool = False
-    compile: bool = False
-    log_every: int = 1             # record the losses every k steps
-    checkpoint_every: int = 0      # 0: only at the end (and when interrupted)
+    device: str = _setting("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
+    precision: str = _setting("auto", "auto: bf16 on CUDA cards of compute capability 8.0+ and on CPUs with "
+                                      "native bf16, fp16 with loss scaling on older CUDA cards, else fp32", PRECISIONS)
+    seed: int = _setting(0, "seed of the weights, the data order, the crops and the pool")
+    deterministic: bool = _setting(False, "ask torch for deterministic kernels (slower)")
+    channels_last: bool = _setting(False, "channels-last memory layout (faster on recent GPUs)")
+    compile: bool = _setting(False, "torch.compile the networks")
+    log_every: int = _setting(1, "record the losses every k steps")
+    checkpoint_every: int = _setting(0, "also save a checkpoint every k steps (0: only at the end and when "
+                                        "interrupted)")
 
     def __post_init__(self) -> None:
         self.validate()
@@ -110,8 +136,9 @@ class Config:
         need(self.preprocess in PREPROCESS_CHOICES,
              f"preprocess={self.preprocess!r}: choose one of {PREPROCESS_CHOICES}")
         need(self.precision in PRECISIONS, f"precision={self.precision!r}: choose one of {PRECISIONS}")
-        need(self.norm in ("instance", "batch", "none"), f"norm={self.norm!r}: choose instance, batch or none")
-        for name in ("lambda_gan", "lambda_cycle", "lambda_identity", "lr"):
+        need(self.norm in NORMS, f"norm={self.norm!r}: choose one of {NORMS}")
+        need(self.direction in DIRECTIONS, f"direction={self.direction!r}: choose one of {DIRECTIONS}")
+        for name in ("lambda_gan", "lambda_cycle", "lambda_identity", "lambda_l1", "lr"):
             need(getattr(self, name) >= 0, f"{name}={getattr(self, name)}: must not be negative")
         need(self.pool_size >= 0, f"pool_size={self.pool_size}: must be 0 (no pool) or more")
         need(self.iters is None or self.iters >= 1, f"iters={self.iters}: must be at least 1")
@@ -131,12 +158,18 @@ class Config:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "Config":
+    def from_dict(cls, values: dict, model: str = "cyclegan") -> "Config":
+        """The Config of :meth:`to_dict`'s ``values`` for a ``model`` run. Fields added since the values
+        were saved take their defaults; a pix2pix run saved before ``lambda_l1`` existed was trained with
+        :data:`PIX2PIX_DEFAULTS` whatever its config said, so it gets them."""
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        values = {k: v for k, v in values.items() if k in known}
+        if model == "pix2pix" and "lambda_l1" not in values:
+            values.update(PIX2PIX_DEFAULTS)
+        return cls(**values)
 
 
-PRESETS: dict[str, Config] = {
+PRESETS: Mapping[str, Config] = MappingProxyType({
     "ci": Config(image_size=32, load_size=36, ngf=16, ndf=16, n_blocks=3, batch_size=8,
                  iters=300, iters_decay=150),
     "cpu": Config(image_size=64, load_size=72, ngf=32, ndf=32, n_blocks=6, batch_size=4,
@@ -144,8 +177,14 @@ PRESETS: dict[str, Config] = {
     "gpu": Config(image_size=256, load_size=286, ngf=64, ndf=64, n_blocks=9, batch_size=1,
                   n_epochs=10, n_epochs_decay=10, num_workers=4),
     "paper": Config(image_size=256, load_size=286, ngf=64, ndf=64, n_blocks=9, batch_size=1,
-                    n_epochs=100, n_epochs_decay=100, num_workers=4),
-}
+                    n_epochs=100, n_epochs_decay=100, num_workers=4, precision="fp32"),
+})
+
+# pix2pix's own settings (Isola et al. 2017, and the official pix2pix model's option defaults): batch
+# norm, dropout in the U-Net, the cross-entropy GAN loss, no image pool; and no identity loss, which is
+# CycleGAN's. ``get_preset(model="pix2pix")`` applies them.
+PIX2PIX_DEFAULTS: Mapping[str, object] = MappingProxyType(
+    {"norm": "batch", "dropout": True, "gan_mode": "vanilla", "pool_size": 0, "lambda_identity": 0.0})
 
 
 def default_preset_name() -> str:
@@ -159,9 +198,13 @@ def default_preset_name() -> str:
     return "gpu" if torch.cuda.is_available() else "cpu"
 
 
-def get_preset(name: str | None = None, **overrides) -> Config:
-    """The preset ``name`` (default: :func:`default_preset_name`), with fields overridden."""
+def get_preset(name: str | None = None, model: str = "cyclegan", **overrides) -> Config:
+    """The preset ``name`` (default: :func:`default_preset_name`) for ``model``, with fields overridden:
+    ``model="pix2pix"`` applies :data:`PIX2PIX_DEFAULTS` first, so ``overrides`` win over them."""
     name = name or default_preset_name()
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
-    return PRESETS[name].replace(**overrides)
+    if model not in MODELS:
+        raise ValueError(f"model={model!r}: choose one of {MODELS}")
+    model_defaults = PIX2PIX_DEFAULTS if model == "pix2pix" else {}
+    return PRESETS[name].replace(**{**model_defaults, **overrides})

@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset, Sampler
 
+from .config import DIRECTIONS
+
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif"}
 LAYOUT_HINT = ("expected the official layout root/trainA, root/trainB, root/testA, root/testB; "
                "make one with: python -m cyclegan_edu toy shapes --out DIR")
@@ -147,13 +149,22 @@ def _item_generator(seed: int, epoch: int, index: int) -> torch.Generator:
 
 class _FolderDataset(Dataset):
     """Shared machinery: per-item seeded randomness, an optional in-memory cache of resized images,
-    and skipping of unreadable files when asked."""
+    skipping of unreadable files when asked, and the direction: ``"BtoA"`` swaps A and B in every
+    item (the official ``--direction``), so a model learns the dataset's B → A."""
 
-    def __init__(self, image_size, load_size, preprocess, flip, train, seed, cache, skip_bad):
+    def __init__(self, image_size, load_size, preprocess, flip, train, seed, cache, skip_bad, direction):
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction={direction!r}: choose one of {DIRECTIONS}")
         self.transform = Preprocess(image_size, load_size, preprocess, flip, train)
         self.seed, self.epoch = seed, 0
         self.cache: dict[Path, Image.Image] | None = {} if cache else None
         self.skip_bad = skip_bad
+        self.direction = direction
+
+    def _item(self, A: torch.Tensor, B: torch.Tensor, path_A: Path, path_B: Path) -> dict:
+        if self.direction == "BtoA":
+            A, B, path_A, path_B = B, A, path_B, path_A
+        return {"A": A, "B": B, "A_path": str(path_A), "B_path": str(path_B)}
 
     def set_epoch(self, epoch: int) -> None:
         """Call before each epoch (as with DistributedSampler) so crops and pairings change."""
@@ -183,18 +194,20 @@ class UnpairedImageFolder(_FolderDataset):
     """``root/{phase}A`` and ``root/{phase}B``, paired at random as the official unaligned loader:
     item ``i`` is the i-th A image (modulo) with a random B image. Its length is the larger count.
 
-    Items are dicts ``{"A", "B", "A_path", "B_path"}`` of (3, S, S) tensors in [-1, 1].
+    Items are dicts ``{"A", "B", "A_path", "B_path"}`` of (3, S, S) tensors in [-1, 1] (``direction="BtoA"``:
+    the same items with A and B swapped).
     """
 
     def __init__(self, root: str | os.PathLike, phase: str = "train", image_size: int = 256,
                  load_size: int = 286, preprocess: str = "resize_and_crop", flip: bool = True,
-                 seed: int = 0, cache: bool = False, skip_bad: bool = False):
+                 seed: int = 0, cache: bool = False, skip_bad: bool = False, direction: str = "AtoB"):
         root = Path(root)
         if not root.is_dir():
             raise FileNotFoundError(f"dataset folder {root} does not exist; {LAYOUT_HINT}")
         self.A_paths = list_images(root / f"{phase}A")
         self.B_paths = list_images(root / f"{phase}B")
-        super().__init__(image_size, load_size, preprocess, flip, phase == "train", seed, cache, skip_bad)
+        super().__init__(image_size, load_size, preprocess, flip, phase == "train", seed, cache, skip_bad,
+                         direction)
 
     def __len__(self) -> int:
         return max(len(self.A_paths), len(self.B_paths))
@@ -206,18 +219,19 @@ class UnpairedImageFolder(_FolderDataset):
         img_B, path_B = self._load_or_skip(self.B_paths, b_index)
         (A,) = self.transform([img_A], g, [path_A])
         (B,) = self.transform([img_B], g, [path_B])
-        return {"A": A, "B": B, "A_path": str(path_A), "B_path": str(path_B)}
+        return self._item(A, B, path_A, path_B)
 
 
 class PairedImageFolder(_FolderDataset):
     """pix2pix's aligned format: ``root/{phase}`` of images with A on the left half and B on the
-    right; one crop and flip is applied to both halves."""
+    right; one crop and flip is applied to both halves. ``direction="BtoA"`` makes the right half A."""
 
     def __init__(self, root: str | os.PathLike, phase: str = "train", image_size: int = 256,
                  load_size: int = 286, preprocess: str = "resize_and_crop", flip: bool = True,
-                 seed: int = 0, cache: bool = False, skip_bad: bool = False):
+                 seed: int = 0, cache: bool = False, skip_bad: bool = False, direction: str = "AtoB"):
         self.paths = list_images(Path(root) / phase, PAIRED_HINT)
-        super().__init__(image_size, load_size, preprocess, flip, phase == "train", seed, cache, skip_bad)
+        super().__init__(image_size, load_size, preprocess, flip, phase == "train", seed, cache, skip_bad,
+                         direction)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -238,7 +252,7 @@ class PairedImageFolder(_FolderDataset):
         g = _item_generator(self.seed, self.epoch, index)
         (img_A, img_B), path = self._load_or_skip(self.paths, index)
         A, B = self.transform([img_A, img_B], g, [path])
-        return {"A": A, "B": B, "A_path": str(path), "B_path": str(path)}
+        return self._item(A, B, path, path)
 
 
 class ImageFiles(Dataset):

@@ -36,18 +36,27 @@ def cpu_has_native_bf16() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
+BF16_CUDA_CAPABILITY = (8, 0)   # Ampere: the first NVIDIA cards with bf16 tensor cores
+
+
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``precision`` on ``device``, or None for plain fp32.
 
-    ``"auto"`` means bf16 on CUDA cards that support it, fp16 on older cards (with loss scaling),
-    bf16 on CPUs that compute it natively (:func:`cpu_has_native_bf16`), and fp32 elsewhere (MPS,
-    and CPUs that would emulate bf16 8-24x slower than fp32). On a 2-core Xeon with AMX, bf16 made a
-    CycleGAN step 1.3x (ci preset), 1.6x (cpu) and 2.7x (the paper's nets at 256 px) faster, and
-    600 steps on two ground-truth tasks scored as well as fp32 (``benchmarks/domain_pairs.py``).
+    ``"auto"`` means bf16 on CUDA cards of compute capability 8.0 or more (Ampere and newer), fp16
+    with loss scaling on older cards (a T4, Colab's GPU, is 7.5), bf16 on CPUs that compute it
+    natively (:func:`cpu_has_native_bf16`), and fp32 elsewhere (MPS, and CPUs that would emulate
+    bf16 8-24x slower than fp32). The choice reads the card's capability, not
+    ``torch.cuda.is_bf16_supported()``, which also counts emulation. On a 2-core Xeon with AMX, bf16
+    made a CycleGAN step 1.3x (ci preset), 1.6x (cpu) and 2.7x (the paper's nets at 256 px) faster,
+    and 600 steps on two ground-truth tasks scored as well as fp32 (``benchmarks/domain_pairs.py``).
     """
     if precision == "fp32":
         return None
     if precision == "bf16":
+        if device.type == "cuda" and (capability := torch.cuda.get_device_capability(device)) < BF16_CUDA_CAPABILITY:
+            raise ValueError(f"precision='bf16' on {device}, a card of compute capability {capability[0]}."
+                             f"{capability[1]}: bf16 needs 8.0 or newer (older cards emulate it or lack bf16 "
+                             "convolutions); use precision 'fp16' or 'auto'")
         return torch.bfloat16
     if precision == "fp16":
         if device.type != "cuda":
@@ -55,7 +64,8 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
         return torch.float16
     if precision == "auto":
         if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            native_bf16 = torch.cuda.get_device_capability(device) >= BF16_CUDA_CAPABILITY
+            return torch.bfloat16 if native_bf16 else torch.float16
         if device.type == "cpu" and cpu_has_native_bf16():
             return torch.bfloat16
         return None

@@ -1,16 +1,25 @@
 """CycleGAN (Zhu et al. 2017) and its paired baseline pix2pix (Isola et al. 2017): the networks,
 their optimizers, and one training ``step`` each.
 
-Domain names follow the official code: A is the paper's X and B is its Y.
+The paper, this package and the official implementation name the same things three ways (the table
+is also in the book's notation chapter). Domain A is the paper's X and B its Y; note that the
+official ``netD_A`` judges domain **B** (it is the discriminator of ``netG_A``'s output), so its
+``D_A`` loss is our ``D_B``:
 
-============  =========  ==========================================================
-code          paper      role
-============  =========  ==========================================================
-``G_AB``      G          generator X → Y
-``G_BA``      F          generator Y → X
-``D_A``       D_X        discriminator of domain A: real A images vs. F(y)
-``D_B``       D_Y        discriminator of domain B: real B images vs. G(x)
-============  =========  ==========================================================
+=========  ==========  =================  ==========================================================
+paper      ours        official           role
+=========  ==========  =================  ==========================================================
+G          ``G_AB``    ``netG_A``         generator X → Y
+F          ``G_BA``    ``netG_B``         generator Y → X
+D_X        ``D_A``     ``netD_B``         discriminator of domain A: real A images vs. F(y)
+D_Y        ``D_B``     ``netD_A``         discriminator of domain B: real B images vs. G(x)
+=========  ==========  =================  ==========================================================
+
+The logged losses (:meth:`CycleGAN.step`) map to the official ones as: ``G_AB_gan`` = ``G_A``,
+``G_BA_gan`` = ``G_B``, ``D_B`` = ``D_A``, ``D_A`` = ``D_B``, and the *weighted* terms
+``cycle_A_weighted``, ``cycle_B_weighted``, ``idt_A_weighted``, ``idt_B_weighted`` = ``cycle_A``,
+``cycle_B``, ``idt_A``, ``idt_B``. Our ``cycle_*`` and ``idt_*`` are the unweighted L1 distances,
+λ = 10 and λ·λ_id = 5 times smaller than the official values of the same name.
 """
 from __future__ import annotations
 
@@ -20,13 +29,11 @@ import math
 import torch
 from torch import nn
 
-from .config import Config
+from .config import DIRECTIONS, Config
 from .devices import autocast, autocast_dtype, select_device
 from .losses import GANLoss, cycle_loss, identity_loss
 from .networks import NLayerDiscriminator, ResnetGenerator, UnetGenerator, init_weights
 from .pool import ImagePool
-
-DIRECTIONS = ("AtoB", "BtoA")
 
 
 def set_requires_grad(nets, flag: bool) -> None:
@@ -127,7 +134,9 @@ class CycleGAN(TranslationModel):
                 "D": list(itertools.chain(self.D_A.parameters(), self.D_B.parameters()))}
 
     def step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, float]:
-        """One training iteration, in the official order. Returns every loss term as a float.
+        """One training iteration, in the official order. Returns every loss term as a float: the
+        unweighted ``cycle_*`` and ``idt_*`` L1 distances and, as ``*_weighted``, the same times their
+        weight in ``G_total`` (what the official code logs as ``cycle_A`` etc.; see the module docstring).
 
         1. Generators (D frozen): ``L_GAN(G) + L_GAN(F) + λ(L_cyc,A + L_cyc,B) + λλ_id(L_id,A + L_id,B)``.
         2. Discriminators on the pooled fakes: ``0.5 (L(D(real), 1) + L(D(fake), 0))`` each; the 0.5
@@ -168,17 +177,24 @@ class CycleGAN(TranslationModel):
         self._backward(losses["D_A"] + losses["D_B"], opt_D)
         if self.scaler is not None:
             self.scaler.update()
-        return {name: float(value.detach()) for name, value in losses.items()}
+        logged = {name: float(value.detach()) for name, value in losses.items()}
+        # the terms as the official code logs them (cycle_A etc. there), weighted as in G_total
+        weights = {"cycle_A": c.lambda_cycle, "cycle_B": c.lambda_cycle,
+                   "idt_A": c.lambda_cycle * c.lambda_identity, "idt_B": c.lambda_cycle * c.lambda_identity}
+        logged.update({f"{name}_weighted": weights[name] * logged[name] for name in weights if name in logged})
+        return logged
 
     def _discriminator_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         return 0.5 * (self.gan_loss(D(real), True) + self.gan_loss(D(fake.detach()), False))
 
     @torch.no_grad()
     def translate(self, x: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
-        """``G(x)`` for ``"AtoB"`` or ``F(x)`` for ``"BtoA"``, in eval mode without gradients."""
+        """Images of the dataset's A (``"AtoB"``) or B (``"BtoA"``) translated into the other domain, in
+        eval mode without gradients: ``G(x)`` and ``F(y)``, the other way round for a model trained
+        with ``Config.direction="BtoA"`` (its A is the dataset's B)."""
         if direction not in DIRECTIONS:
             raise ValueError(f"direction={direction!r}: choose 'AtoB' or 'BtoA'")
-        net = self.G_AB if direction == "AtoB" else self.G_BA
+        net = self.G_AB if direction == self.config.direction else self.G_BA
         was_training = net.training
         net.eval()
         try:
@@ -191,24 +207,28 @@ class CycleGAN(TranslationModel):
 
 class Pix2Pix(TranslationModel):
     """The paired baseline (Isola et al. 2017): a U-Net ``G: A → B`` and a conditional PatchGAN that
-    judges the pair ``(a, b)``, trained with ``L_cGAN + λ_L1 · ||b − G(a)||_1`` (λ_L1 = 100).
+    judges the pair ``(a, b)``, trained with ``L_cGAN + λ_L1 · ||b − G(a)||_1`` (Eq. 4).
 
-    It needs aligned pairs, which is the limitation CycleGAN removes. Defaults are pix2pix's:
-    batch norm, dropout in the U-Net, the cross-entropy ("vanilla") GAN loss and no image pool.
+    It needs aligned pairs, which is the limitation CycleGAN removes. Everything comes from the
+    Config: ``lambda_l1``, ``gan_mode``, ``norm``, ``dropout`` and ``pool_size`` (a history of
+    (input, fake) pairs for D when above 0). pix2pix's own values of these (λ_L1 = 100, batch norm,
+    dropout in the U-Net, the cross-entropy GAN loss, no pool) are ``get_preset(model="pix2pix")``'s,
+    from :data:`~cyclegan_edu.config.PIX2PIX_DEFAULTS`.
     """
 
-    def __init__(self, config: Config, lambda_l1: float = 100.0, gan_mode: str = "vanilla"):
+    def __init__(self, config: Config):
         super().__init__(config)
         c = config
         num_downs = int(math.log2(c.image_size))
         if 2 ** num_downs != c.image_size:
             raise ValueError(f"image_size={c.image_size}: pix2pix's U-Net needs a power of two (32, 64, …, 256)")
-        self.lambda_l1 = lambda_l1
-        self.G = init_weights(UnetGenerator(c.input_nc, c.output_nc, num_downs, c.ngf, "batch", dropout=True),
+        self.G = init_weights(UnetGenerator(c.input_nc, c.output_nc, num_downs, c.ngf, c.norm, dropout=c.dropout),
                               "normal", c.init_gain)
-        self.D = init_weights(NLayerDiscriminator(c.input_nc + c.output_nc, c.ndf, c.n_layers_D, "batch"),
+        self.D = init_weights(NLayerDiscriminator(c.input_nc + c.output_nc, c.ndf, c.n_layers_D, c.norm),
                               "normal", c.init_gain)
-        self.gan_loss = GANLoss(gan_mode)
+        self.gan_loss = GANLoss(c.gan_mode)
+        # (input, fake) pairs for D, as the conditional D judges pairs; no pool (none to checkpoint) at 0
+        self.pools = {"fake_AB": ImagePool(c.pool_size)} if c.pool_size > 0 else {}
 
     def parameter_groups(self):
         return {"G": list(self.G.parameters()), "D": list(self.D.parameters())}
@@ -222,7 +242,10 @@ class Pix2Pix(TranslationModel):
         set_requires_grad((self.D,), True)
         opt_D.zero_grad(set_to_none=True)
         with self._autocast():
-            loss_D = 0.5 * (self.gan_loss(self.D(torch.cat([real_A, fake_B.detach()], 1)), False)
+            fake_AB = torch.cat([real_A, fake_B.detach()], 1)
+            if "fake_AB" in self.pools:
+                fake_AB = self.pools["fake_AB"].query(fake_AB)
+            loss_D = 0.5 * (self.gan_loss(self.D(fake_AB), False)
                             + self.gan_loss(self.D(torch.cat([real_A, real_B], 1)), True))
         self._backward(loss_D, opt_D)
 
@@ -231,7 +254,7 @@ class Pix2Pix(TranslationModel):
         with self._autocast():
             loss_gan = self.gan_loss(self.D(torch.cat([real_A, fake_B], 1)), True)
             loss_l1 = nn.functional.l1_loss(fake_B, real_B)
-            total = loss_gan + self.lambda_l1 * loss_l1
+            total = loss_gan + self.config.lambda_l1 * loss_l1
         self._backward(total, opt_G)
         set_requires_grad((self.D,), True)
         if self.scaler is not None:
@@ -240,10 +263,13 @@ class Pix2Pix(TranslationModel):
                 "G_total": float(total.detach()), "D": float(loss_D.detach())}
 
     @torch.no_grad()
-    def translate(self, x: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
-        """``G(a)`` in eval mode (batch norm uses its running statistics, dropout is off)."""
-        if direction != "AtoB":
-            raise ValueError("pix2pix learns one direction only: direction must be 'AtoB'")
+    def translate(self, x: torch.Tensor, direction: str | None = None) -> torch.Tensor:
+        """``G(a)`` in eval mode (batch norm uses its running statistics, dropout is off). pix2pix
+        learns one direction, ``Config.direction``; ``direction`` (default: that one) must name it."""
+        if direction not in (None, self.config.direction):
+            learned = self.config.direction
+            raise ValueError(f"this pix2pix learned {learned} only (Config.direction): translate with "
+                             f"direction={learned!r}, or train another pix2pix with direction={direction!r}")
         was_training = self.G.training
         self.G.eval()
         try:

@@ -98,7 +98,7 @@ class Trainer:
         c = self.config
         cls = PairedImageFolder if self.kind == "pix2pix" else UnpairedImageFolder
         return cls(root, "train", c.image_size, c.load_size, c.preprocess, c.flip, c.seed,
-                   cache=c.image_size <= 128)
+                   cache=c.image_size <= 128, direction=c.direction)
 
     def _lr_factor(self, t: int) -> float:
         # LambdaLR counts scheduler.step() calls; with epochs we step once an epoch, with iters once a step.
@@ -298,6 +298,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     if not isinstance(state, dict) or state.get("format") != "cyclegan_edu.checkpoint/1":
         raise ValueError(f"{path} is not a cyclegan_edu training checkpoint; for official generator files "
                          "use --weights (cyclegan_edu.pretrained.load_generator)")
+    # the settings it was trained with, completed for fields added since (Config.from_dict)
+    state["config"] = Config.from_dict(state["config"], state["model_kind"]).to_dict()
     return state
 
 

@@ -2,16 +2,19 @@
 clear line with exit code 2 for every bad argument."""
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import sys
+import typing
 
 import pytest
 import torch
 from PIL import Image
 
-from cyclegan_edu.cli import main
-from cyclegan_edu.train import load_model, read_checkpoint
+from cyclegan_edu.cli import build_parser, main, train_config
+from cyclegan_edu.config import PRESETS, Config, get_preset
+from cyclegan_edu.train import CHECKPOINT, Trainer, load_model, read_checkpoint
 
 
 def run_cli(capsys, *argv) -> tuple[int, str, str]:
@@ -122,3 +125,100 @@ def test_python_dash_m_exits_2_with_one_line(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert_one_line_error(result.returncode, result.stderr, "nowhere")
     assert result.stdout == ""
+
+
+# --- the train options: one per Config field, made from the dataclass ---------------------------
+
+def train_config_of(tmp_path, *options):
+    """The Config ``cyclegan-edu train --preset ci OPTIONS`` would train with (nothing is trained)."""
+    args = build_parser().parse_args(["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"),
+                                      "--preset", "ci", *[str(o) for o in options]])
+    return train_config(args)
+
+
+def another_value(f: dataclasses.Field, current):
+    """A valid value for field ``f`` other than ``current``."""
+    if f.metadata["choices"]:
+        return next(choice for choice in f.metadata["choices"] if choice != current)
+    if f.name == "device":
+        return "cpu"
+    kind = typing.get_type_hints(Config)[f.name]
+    if kind is bool:
+        return not current
+    if kind is float:
+        return current / 2 if current else 0.5
+    return (current or 0) + 4          # int and int | None: keeps sizes multiples of 4
+
+
+def test_every_config_field_is_a_train_option_and_reaches_the_config(tmp_path, capsys):
+    preset = PRESETS["ci"]
+    wanted = {f.name: another_value(f, getattr(preset, f.name)) for f in dataclasses.fields(Config)}
+    options = []
+    for name, value in wanted.items():
+        flag = "--" + name.replace("_", "-")
+        options += ([flag] if value else ["--no-" + flag[2:]]) if isinstance(value, bool) else [flag, value]
+    config = train_config_of(tmp_path, *options)
+    for name, value in wanted.items():
+        assert value != getattr(preset, name) and getattr(config, name) == value, name
+    code, out, _ = run_cli(capsys, "train", "--help")
+    assert code == 0
+    for f in dataclasses.fields(Config):
+        assert f"--{f.name.replace('_', '-')} " in out or f"--{f.name.replace('_', '-')}," in out, f.name
+
+
+def test_options_not_given_keep_the_presets_values(tmp_path):
+    assert train_config_of(tmp_path) == PRESETS["ci"]
+    assert train_config_of(tmp_path, "--ngf", 8).ndf == PRESETS["ci"].ndf        # --ngf no longer sets ndf
+    assert train_config_of(tmp_path, "--ngf", 8) == PRESETS["ci"].replace(ngf=8)
+
+
+@pytest.mark.parametrize("options, expected", [
+    (["--size", 64], {"image_size": 64, "load_size": 72}),
+    (["--size", 64, "--load-size", 80], {"image_size": 64, "load_size": 80}),        # the field's own wins
+    (["--iters", 100], {"iters": 100, "iters_decay": 50}),
+    (["--iters", 100, "--iters-decay", 10], {"iters": 100, "iters_decay": 10}),
+    (["--epochs", 5], {"iters": None, "n_epochs": 3, "n_epochs_decay": 2}),
+    (["--epochs", 5, "--n-epochs-decay", 7], {"iters": None, "n_epochs": 3, "n_epochs_decay": 7}),
+    (["--workers", 3], {"num_workers": 3}),
+    (["--no-flip", "--compile"], {"flip": False, "compile": True}),
+    (["--iters", 300, "--lambda-identity", 0], {"iters": 300, "iters_decay": 150, "lambda_identity": 0.0}),  # README
+])
+def test_shorthands_and_explicit_options(tmp_path, options, expected):
+    assert train_config_of(tmp_path, *options) == PRESETS["ci"].replace(**expected)
+
+
+def test_model_pix2pix_starts_from_pix2pixs_own_settings(tmp_path):
+    assert train_config_of(tmp_path, "--model", "pix2pix") == get_preset("ci", model="pix2pix")
+    assert train_config_of(tmp_path, "--model", "pix2pix", "--gan-mode", "lsgan").gan_mode == "lsgan"
+
+
+def test_iters_and_epochs_together_is_one_clear_error(tiny_folder, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "train", "--data", tiny_folder, "--out", tmp_path / "r", "--iters", 3,
+                           "--epochs", 2)
+    assert_one_line_error(code, err, "--epochs", "--iters")
+
+
+def test_a_pix2pix_run_saved_before_lambda_l1_and_direction_resumes(tmp_path, capsys):
+    """Such a run was trained with pix2pix's own settings, whatever its config said: resuming and
+    loading it use them, and other settings are still refused."""
+    data = tmp_path / "paired"
+    (data / "train").mkdir(parents=True)
+    for i in range(4):
+        Image.new("RGB", (64, 32), (40 * i, 90, 200 - 40 * i)).save(data / "train" / f"{i}.png")
+    run = tmp_path / "run"
+    Trainer(get_preset("ci", model="pix2pix", iters=4, iters_decay=2, device="cpu"), data, out=run, model="pix2pix",
+            progress=False).fit(2)
+    state = torch.load(run / CHECKPOINT, weights_only=True)
+    for added in ("lambda_l1", "direction"):
+        del state["config"][added]
+    state["config"].update(norm="instance", dropout=False, gan_mode="lsgan", pool_size=50, lambda_identity=0.5)
+    torch.save(state, run / CHECKPOINT)
+
+    code, _, err = run_cli(capsys, "train", "--data", data, "--out", run, "--model", "pix2pix", "--resume",
+                           "--pool-size", 3)
+    assert_one_line_error(code, err, "other settings", "pool_size 0 → 3")
+    code, out, _ = run_cli(capsys, "train", "--data", data, "--out", run, "--model", "pix2pix", "--resume",
+                           "--no-progress")
+    assert code == 0 and "steps 2 → 4" in out
+    assert load_model(run, device="cpu").config == get_preset("ci", model="pix2pix", iters=4, iters_decay=2,
+                                                                device="cpu")

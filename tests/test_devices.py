@@ -53,3 +53,42 @@ def test_unavailable_devices_are_clear_errors():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             devices.select_device("cuda")
+
+
+@pytest.fixture
+def cuda_capability(monkeypatch):
+    """Pretend the CUDA card(s) have a given compute capability; records the devices asked about."""
+    asked = []
+
+    def pretend(capability):
+        def get_device_capability(device=None):
+            asked.append(device)
+            return capability
+        monkeypatch.setattr(torch.cuda, "get_device_capability", get_device_capability)
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)   # counts emulation
+        return asked
+    return pretend
+
+
+@pytest.mark.parametrize("capability, expected", [
+    ((7, 5), torch.float16),      # T4 (Colab): no bf16 tensor cores; fp16 with GradScaler
+    ((7, 0), torch.float16),      # V100
+    ((8, 0), torch.bfloat16),     # A100
+    ((8, 6), torch.bfloat16),     # RTX 30xx
+    ((9, 0), torch.bfloat16),     # H100
+])
+def test_auto_precision_on_cuda_follows_the_compute_capability(cuda_capability, capability, expected):
+    asked = cuda_capability(capability)
+    assert devices.autocast_dtype("auto", torch.device("cuda:1")) is expected
+    assert asked == [torch.device("cuda:1")]                 # the card the run uses, not the current one
+
+
+def test_bf16_on_a_cuda_card_below_8_is_one_clear_error(cuda_capability):
+    cuda_capability((7, 5))
+    with pytest.raises(ValueError) as error:
+        devices.autocast_dtype("bf16", torch.device("cuda"))
+    message = str(error.value)
+    assert "precision='bf16'" in message and "7.5" in message and "'fp16' or 'auto'" in message
+    assert devices.autocast_dtype("fp16", torch.device("cuda")) is torch.float16
+    cuda_capability((8, 0))
+    assert devices.autocast_dtype("bf16", torch.device("cuda")) is torch.bfloat16

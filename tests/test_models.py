@@ -11,7 +11,8 @@ from cyclegan_edu.config import Config
 from cyclegan_edu.losses import GANLoss
 from cyclegan_edu.models import CycleGAN, Pix2Pix, build_model
 
-ALL_KEYS = {"G_AB_gan", "G_BA_gan", "cycle_A", "cycle_B", "idt_A", "idt_B", "G_total", "D_A", "D_B"}
+WEIGHTED = {"cycle_A", "cycle_B", "idt_A", "idt_B"}     # also logged times their weight, as *_weighted
+ALL_KEYS = {"G_AB_gan", "G_BA_gan", "G_total", "D_A", "D_B"} | WEIGHTED | {k + "_weighted" for k in WEIGHTED}
 
 
 def tiny(**changes) -> Config:
@@ -55,6 +56,18 @@ def test_generator_total_is_the_weighted_sum_of_eq_3():
     expected = (losses["G_AB_gan"] + losses["G_BA_gan"] + 7.0 * (losses["cycle_A"] + losses["cycle_B"])
                 + 7.0 * 0.3 * (losses["idt_A"] + losses["idt_B"]))
     assert losses["G_total"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_weighted_terms_are_the_unweighted_times_their_weight_and_sum_to_the_total():
+    """The official code logs cycle_A etc. weighted: our *_weighted are those, and with the GAN terms
+    they add up to G_total as the official loss_G is the sum of its logged terms."""
+    losses = CycleGAN(tiny(lambda_cycle=7.0, lambda_identity=0.3)).setup().step(*batch(0))
+    for name in ("cycle_A", "cycle_B"):
+        assert losses[name + "_weighted"] == pytest.approx(7.0 * losses[name], rel=1e-12)
+    for name in ("idt_A", "idt_B"):
+        assert losses[name + "_weighted"] == pytest.approx(7.0 * 0.3 * losses[name], rel=1e-12)
+    official_G = losses["G_AB_gan"] + losses["G_BA_gan"] + sum(losses[k + "_weighted"] for k in WEIGHTED)
+    assert losses["G_total"] == pytest.approx(official_G, rel=1e-5)
 
 
 def test_losses_are_computed_from_the_networks_before_the_update():
@@ -147,6 +160,7 @@ def test_each_network_runs_the_minimum_number_of_forwards(changes, expected):
     ({"lambda_cycle": 0.0}, {"cycle_A", "cycle_B", "idt_A", "idt_B"}),
 ])
 def test_ablation_switches_drop_their_loss_terms(changes, absent):
+    absent = absent | {k + "_weighted" for k in absent}
     losses = cyclegan(**changes).step(*batch(0))
     assert set(losses) == ALL_KEYS - absent
     assert all(losses[k] > 0 for k in ALL_KEYS - absent - {"G_total"})
@@ -204,6 +218,43 @@ def test_pix2pix_step_and_translate():
         model.translate(x, "BtoA")
     with pytest.raises(ValueError, match="power of two"):
         Pix2Pix(tiny(image_size=48, load_size=48))
+
+
+@pytest.mark.parametrize("gan_mode, criterion", [
+    ("lsgan", lambda scores: torch.nn.functional.mse_loss(scores, torch.ones_like(scores))),
+    ("vanilla", lambda scores: torch.nn.functional.binary_cross_entropy_with_logits(scores, torch.ones_like(scores))),
+])
+def test_pix2pix_generator_loss_follows_gan_mode_and_lambda_l1(gan_mode, criterion):
+    """By hand: G's loss uses the updated D on (a, G(a)) with the config's GAN loss, plus λ_L1·L1."""
+    torch.manual_seed(0)
+    model = Pix2Pix(tiny(gan_mode=gan_mode, lambda_l1=7.0, norm="batch", dropout=False)).setup()
+    G_before = copy.deepcopy(model.G)
+    a, b = batch(0)
+    losses = model.step(a, b)
+    with torch.no_grad():
+        fake = G_before(a)
+        gan = float(criterion(model.D(torch.cat([a, fake], 1))))
+        l1 = float(torch.nn.functional.l1_loss(fake, b))
+    assert losses["G_gan"] == pytest.approx(gan, rel=1e-6)
+    assert losses["G_L1"] == pytest.approx(l1, rel=1e-6)
+    assert losses["G_total"] == pytest.approx(gan + 7.0 * l1, rel=1e-6)
+
+
+def test_pix2pix_networks_and_pool_follow_the_config():
+    def layers(model, kind):
+        return sum(isinstance(m, kind) for m in model.modules())
+    # 64 px: a U-Net of 6 levels, whose innermost decoder level but one has pix2pix's dropout
+    plain = Pix2Pix(tiny(image_size=64, load_size=64, norm="instance", dropout=False, pool_size=0))
+    assert layers(plain, torch.nn.BatchNorm2d) == 0 and layers(plain, torch.nn.Dropout) == 0
+    assert plain.pools == {}                                 # pool_size 0: no pool, none to checkpoint
+    official = Pix2Pix(tiny(image_size=64, load_size=64, norm="batch", dropout=True))
+    assert layers(official.G, torch.nn.BatchNorm2d) > 0 and layers(official.D, torch.nn.BatchNorm2d) > 0
+    assert layers(official.G, torch.nn.Dropout) == 1
+    pooled = Pix2Pix(tiny(pool_size=3)).setup()
+    pooled.step(*batch(0))
+    assert len(pooled.pools["fake_AB"]) == 2 and pooled.pools["fake_AB"].images[0].shape[1] == 6  # (a, G(a)) pairs
+    pooled.step(*batch(1))
+    assert len(pooled.pools["fake_AB"]) == 3
 
 
 def test_build_model():
