@@ -38,10 +38,8 @@ FASHION_TARGETS = {"sneaker2boot": ("Sneaker", "Ankle boot"), "pullover2coat": (
 
 
 def _translate(model, x: torch.Tensor, direction: str) -> torch.Tensor:
-    """``model.translate`` in chunks. pix2pix learns one mapping, called "AtoB" whichever way its data
-    was turned (``Config.direction``), so it is asked for that one."""
-    if not hasattr(model, "G_AB"):
-        direction = "AtoB"
+    """``model.translate`` in chunks of 50 (directions name the dataset's domains, whatever way a model
+    was trained: ``Config.direction``)."""
     return torch.cat([model.translate(x[i:i + 50], direction).cpu() for i in range(0, len(x), 50)])
 
 

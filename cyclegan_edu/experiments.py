@@ -88,7 +88,7 @@ class Experiment:
         """The exact Config of one run: the preset, then the experiment's settings, the variant's, the
         seed and the training length (``steps`` at every scale but ``ci``; the second half decays)."""
         steps = CI_STEPS if preset == "ci" else self.steps
-        config = get_preset(preset, **self.base, **variant.changes)
+        config = get_preset(preset, model=variant.model, **self.base, **variant.changes)
         return config.replace(seed=seed, iters=steps, iters_decay=steps // 2)
 
     def runs(self, preset: str) -> list[tuple[Variant, int]]:
@@ -110,7 +110,10 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     Experiment("ch3-ablation", 3, "labels", "Which part of the loss does the work (Tables 4-5)",
                (Variant("cycle-alone", "cycle alone", {"lambda_gan": 0.0}),
                 Variant("gan-forward", "GAN + forward cycle", {"cycle_backward": False}),
-                Variant("gan-backward", "GAN + backward cycle", {"cycle_forward": False})),
+                Variant("gan-backward", "GAN + backward cycle", {"cycle_forward": False}),
+                # the paired upper bound: one pix2pix per direction, on the same scenes with their pairs
+                Variant("pix2pix-AtoB", "pix2pix (paired), labels → photo", {}, model="pix2pix"),
+                Variant("pix2pix-BtoA", "pix2pix (paired), photo → labels", {"direction": "BtoA"}, model="pix2pix")),
                steps=3000, base={"lambda_identity": 0.0}),
 ]}
 
@@ -188,9 +191,9 @@ def run_one(experiment: Experiment, preset: str, variant: Variant, seed: int, pa
     # the step times of every sitting (the history survives a resume; log_every is 1 in every preset)
     train_seconds = sum(record["seconds"] for record in trainer.history)
     started = time.perf_counter()
-    direction = getattr(config, "direction", "AtoB")
-    scores = evaluation.evaluate(trainer.model, folder, experiment.task, config.image_size, variant.model, direction)
-    rows = evaluation.samples(trainer.model, folder, config.image_size, variant.model, direction)
+    scores = evaluation.evaluate(trainer.model, folder, experiment.task, config.image_size, variant.model,
+                                 config.direction)
+    rows = evaluation.samples(trainer.model, folder, config.image_size, variant.model, config.direction)
     eval_seconds = time.perf_counter() - started
     record = {
         "format": FORMAT, "experiment": experiment.name, "chapter": experiment.chapter, "task": experiment.task,
@@ -293,7 +296,7 @@ def stale_reason(record: dict, experiment: Experiment | None = None) -> str | No
         return f"variant {record['variant']!r} is no longer declared"
     if record["seed"] not in experiment.seeds_for(record["preset"]):
         return f"seed {record['seed']} is no longer declared"
-    stored = Config.from_dict(record["config"]).to_dict()
+    stored = Config.from_dict(record["config"], record["model"]).to_dict()
     current = experiment.config(record["preset"], variant, record["seed"]).to_dict()
     changed = [f"{k}: {stored.get(k)!r} → {current[k]!r}" for k in current if stored.get(k) != current[k]]
     if changed:
