@@ -12,6 +12,7 @@ One concept per module, in the order data flows through a run:
 ``models``        CycleGAN and pix2pix: nets, optimizers and one ``step`` each
 ``train``         the Trainer: schedule, checkpoints, history, callbacks
 ``pretrained``    loading the official pretrained generators
+``inference``     translating image files with a generator (the ``translate`` command)
 ``metrics``       errors against ground truth, FCN-style scores, diversity
 ``judges``        small classifiers that score translations
 ``viz``           figures; ``widgets``: notebook explorers
@@ -30,6 +31,7 @@ _EXPORTS = {
     "models": ["CycleGAN", "Pix2Pix", "build_model"],
     "train": ["Trainer", "load_model", "linear_decay"],
     "pretrained": ["load_generator"],
+    "inference": ["open_translator", "translate_paths"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 

@@ -102,45 +102,10 @@ def _cmd_train(args) -> None:
 
 
 def _cmd_translate(args) -> None:
-    import torch
-    from torch.utils.data import DataLoader
-    from .data import ImageFiles, list_images, pad_to_multiple, to_image
-    if args.run:
-        from .train import load_model
-        model = load_model(args.run, device=args.device)
-        size = args.size if args.size is not None else model.config.image_size
-
-        def translate(x):
-            return model.translate(x, args.direction)
-        device = model.device
-    else:
-        from .devices import select_device
-        from .pretrained import load_generator
-        device = select_device(args.device)
-        net = load_generator(args.weights, device=device)
-        size = args.size
-
-        def translate(x):
-            with torch.no_grad():
-                return net(x.to(device))
-    source = Path(args.input)
-    files = [source] if source.is_file() else list_images(source, "give --input an image file or a folder of images")
-    out = Path(args.output)
-    targets = [out / (f.stem + ".png") for f in files]
-    clashes = [t for t in targets if t.exists()]
-    if clashes and not args.force:
-        raise FileExistsError(f"{len(clashes)} output file(s) exist already, e.g. {clashes[0]}; "
-                              "pass --force to overwrite or choose another --output")
-    out.mkdir(parents=True, exist_ok=True)
-    loader = DataLoader(ImageFiles(files, size), batch_size=args.batch_size if size else 1)
-    written = 0
-    for batch, paths in loader:
-        padded, (h, w) = pad_to_multiple(batch, 4)
-        result = translate(padded)[..., :h, :w].cpu()
-        for image, path in zip(result, paths):
-            to_image(image).save(out / (Path(path).stem + ".png"))
-            written += 1
-    print(f"wrote {written} image(s) to {out}")
+    from .inference import open_translator, translate_paths
+    translator = open_translator(args.run, args.weights, args.direction, args.device)
+    written = translate_paths(translator, args.input, args.output, args.size, args.batch_size, args.force)
+    print(f"wrote {len(written)} image(s) to {args.output}")
 
 
 def _cmd_info(args) -> None:
@@ -222,12 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--direction", choices=DIRECTIONS, default="AtoB",
                    help="with --run: translate images of the dataset's A into B, or B into A")
     r.add_argument("--input", required=True, help="an image file or a folder of images")
-    r.add_argument("--output", required=True, help="folder for the translated PNGs (same base names)")
+    r.add_argument("--output", required=True, help="folder for the translated PNGs, named as their inputs "
+                   "(x.jpg → x.png; inputs that share a base name keep their whole name: x.jpg.png, x.png.png)")
     r.add_argument("--size", type=int, help="resize inputs to SIZE×SIZE (default: the run's size; "
                                             "with --weights, keep each image's size)")
     r.add_argument("--batch-size", type=int, default=16)
     r.add_argument("--device", default="auto")
-    r.add_argument("--force", action="store_true", help="overwrite existing output files")
+    r.add_argument("--force", action="store_true", help="overwrite existing output files (never an input)")
     r.set_defaults(func=_cmd_translate)
 
     i = sub.add_parser("info", help="show a run's config, steps done and last losses")

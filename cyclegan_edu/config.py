@@ -121,9 +121,14 @@ class Config:
             if not ok:
                 raise ValueError(message)
 
-        need(self.image_size >= 16 and self.image_size % 4 == 0,
-             f"image_size={self.image_size}: use a multiple of 4 of at least 16 "
+        need(self.image_size % 4 == 0,
+             f"image_size={self.image_size}: use a multiple of 4 "
              "(the generator halves the size twice and doubles it twice)")
+        smallest = min_image_size(self.n_layers_D, self.norm)
+        need(self.image_size >= smallest,
+             f"image_size={self.image_size} is too small: with n_layers_D={self.n_layers_D} it must be at least "
+             f"{smallest} (the generator's 4× smaller feature map and the PatchGAN's last one must be at least "
+             "2×2)")
         need(self.load_size >= self.image_size or self.preprocess in ("resize", "none"),
              f"load_size={self.load_size} is smaller than image_size={self.image_size}: "
              "the random crop needs load_size >= image_size")
@@ -167,6 +172,30 @@ class Config:
         if model == "pix2pix" and "lambda_l1" not in values:
             values.update(PIX2PIX_DEFAULTS)
         return cls(**values)
+
+
+# The ResnetGenerator's smallest input side: its two stride-2 convolutions leave a 4× smaller map,
+# which the residual blocks' reflection padding and instance norm need at least 2×2.
+GENERATOR_MIN_SIZE = 8
+
+
+def min_image_size(n_layers_D: int = 3, norm: str = "instance") -> int:
+    """The smallest ``image_size`` (a multiple of 4) that both networks of a run accept.
+
+    The generator needs ``GENERATOR_MIN_SIZE`` (8 px). For the PatchGAN
+    (:class:`~cyclegan_edu.networks.NLayerDiscriminator`) the requirement is carried back from its
+    output through its 4×4 convolutions with padding 1 (``out = (in - 2) // stride + 1``, so
+    ``out >= r`` takes ``in >= (r - 1)·stride + 2``): stride 2 for the first ``n_layers_D``, stride 1
+    for the last C-layer and the output conv. Every map must be at least 1×1, and a normalised one
+    at least 2×2 (instance norm needs more than one spatial element). That gives 8, 12, 24 and 48 px
+    for 1 to 4 layers: 24 for the 70×70 PatchGAN.
+    """
+    # (stride, is the output normalised) of each conv, first to last
+    layers = [(2, False)] + [(2, norm != "none")] * (n_layers_D - 1) + [(1, norm != "none")] * (n_layers_D > 0)
+    needed = 1                                   # the output conv's map: at least 1×1
+    for stride, normalised in reversed(layers + [(1, False)]):
+        needed = (max(needed, 2 if normalised else 1) - 1) * stride + 2
+    return max(GENERATOR_MIN_SIZE, -(-needed // 4) * 4)
 
 
 PRESETS: Mapping[str, Config] = MappingProxyType({

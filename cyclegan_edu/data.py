@@ -9,12 +9,22 @@ Training images go through the official preprocessing (paper appendix 7.1): resi
 Test images are only resized. All randomness of an item is drawn from a generator seeded by
 ``(seed, epoch, index)``, so an item is the same whichever worker loads it, and a resumed run sees
 exactly the images the interrupted one would have seen.
+
+A domain with one channel (``input_nc=1`` for A, ``output_nc=1`` for B) is read as 8-bit grey,
+as the official ``--input_nc 1`` / ``--output_nc 1`` do.
+
+Images with more pixels than Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``,
+about 89 million) are refused with one line. To read larger images you trust, raise the limit:
+``PIL.Image.MAX_IMAGE_PIXELS = N`` in Python, or the environment variable
+``CYCLEGAN_EDU_MAX_IMAGE_PIXELS=N`` (read when this module is imported; e.g. for the command line).
 """
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import numpy as np
 import torch
@@ -29,6 +39,19 @@ LAYOUT_HINT = ("expected the official layout root/trainA, root/trainB, root/test
                "make one with: python -m cyclegan_edu toy shapes --out DIR")
 PAIRED_HINT = ("expected pix2pix's layout root/train, root/test of images with A on the left half and B on "
                "the right; make one with: python -m cyclegan_edu toy shapes --paired --out DIR")
+PIXEL_LIMIT_ENV = "CYCLEGAN_EDU_MAX_IMAGE_PIXELS"
+
+
+def _apply_pixel_limit_env() -> None:
+    """Set Pillow's decompression-bomb limit from ``$CYCLEGAN_EDU_MAX_IMAGE_PIXELS`` when it is set."""
+    value = os.environ.get(PIXEL_LIMIT_ENV, "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"{PIXEL_LIMIT_ENV}={value!r}: give the largest number of pixels an image may have")
+        Image.MAX_IMAGE_PIXELS = int(value)
+
+
+_apply_pixel_limit_env()
 
 
 def list_images(folder: str | os.PathLike, hint: str = LAYOUT_HINT) -> list[Path]:
@@ -43,20 +66,47 @@ def list_images(folder: str | os.PathLike, hint: str = LAYOUT_HINT) -> list[Path
     return files
 
 
-def load_image(path: str | os.PathLike) -> Image.Image:
-    """Open any image as 8-bit RGB: EXIF orientation applied, transparency composited on white,
-    16-bit and 32-bit grey scaled to 8 bits, CMYK and palettes converted."""
-    path = Path(path)
+T = TypeVar("T")
+
+
+def _read(path: Path, use: Callable[[Image.Image], T]) -> T:
+    """``use(image)`` on the opened file, with one clear error for each way a file can be unreadable.
+    Pillow's decompression-bomb warning (over ``MAX_IMAGE_PIXELS``; it only refuses at twice that)
+    is an error here, so an enormous file is refused instead of being decoded."""
     try:
-        with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img)
-            img.load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                return use(img)
     except FileNotFoundError:
         raise FileNotFoundError(f"image {path} does not exist") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        found = re.search(r"\((\d+) pixels\)", str(err))     # Pillow's message holds the pixel count
+        pixels = found.group(1) if found else "N"
+        raise ValueError(f"image {path} has {'more' if pixels == 'N' else pixels} pixels, over Pillow's "
+                         f"decompression-bomb limit PIL.Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS}; if you "
+                         f"trust the file, raise the limit: set the environment variable {PIXEL_LIMIT_ENV}={pixels} "
+                         "(or PIL.Image.MAX_IMAGE_PIXELS in Python)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise ValueError(f"cannot read image {path}: {err}. Delete or replace the file, "
-                         "or pass skip_bad=True to skip unreadable images") from None
-    return to_rgb(img)
+        raise ValueError(f"cannot read image {path}: {err}; delete or replace the file") from None
+
+
+def _decoded(img: Image.Image) -> Image.Image:
+    img = ImageOps.exif_transpose(img)
+    img.load()
+    return img
+
+
+def load_image(path: str | os.PathLike, channels: int = 3) -> Image.Image:
+    """Open any image as 8-bit RGB: EXIF orientation applied, transparency composited on white,
+    16-bit and 32-bit grey scaled to 8 bits, CMYK and palettes converted; with ``channels=1``,
+    8-bit grey instead (:func:`to_channels`)."""
+    return to_channels(to_rgb(_read(Path(path), _decoded)), channels)
+
+
+def read_image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) of an image file from its header, without decoding it; the errors of :func:`load_image`."""
+    return _read(Path(path), lambda img: img.size)
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -77,16 +127,33 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def check_channels(name: str, channels: int) -> int:
+    """``channels`` if image files can have it (1: grey, 3: RGB), else a ValueError naming ``name``."""
+    if channels not in (1, 3):
+        raise ValueError(f"{name}={channels}: images from files have 1 (grey) or 3 (RGB) channels")
+    return channels
+
+
+def to_channels(img: Image.Image, channels: int) -> Image.Image:
+    """An RGB image with ``channels`` channels: itself for 3; for 1, 8-bit grey ``L = 0.299 R +
+    0.587 G + 0.114 B`` (ITU-R 601-2), the ``transforms.Grayscale(1)`` that the official loaders
+    apply when a domain has one channel."""
+    return img if check_channels("channels", channels) == 3 else img.convert("L")
+
+
 def to_tensor(img: Image.Image) -> torch.Tensor:
-    """RGB PIL image → float tensor (3, H, W) in [-1, 1] (the generator's tanh range)."""
-    arr = torch.from_numpy(np.array(img, dtype=np.uint8, copy=True)).permute(2, 0, 1)
+    """RGB (or grey ``L``) PIL image → float tensor (3 or 1, H, W) in [-1, 1] (the generator's tanh range)."""
+    arr = np.array(img, dtype=np.uint8, copy=True)
+    arr = torch.from_numpy(arr[..., None] if arr.ndim == 2 else arr).permute(2, 0, 1)
     return arr.float().div_(127.5).sub_(1.0)
 
 
 def to_image(x: torch.Tensor) -> Image.Image:
-    """Float tensor (3, H, W) in [-1, 1] → RGB PIL image."""
+    """Float tensor (3 or 1, H, W) in [-1, 1] → RGB (or grey ``L``) PIL image."""
+    if x.dim() != 3 or x.shape[0] not in (1, 3):
+        raise ValueError(f"to_image takes a (3, H, W) or (1, H, W) tensor, got shape {tuple(x.shape)}")
     arr = ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
-    return Image.fromarray(arr, "RGB")
+    return Image.fromarray(arr[..., 0], "L") if arr.shape[-1] == 1 else Image.fromarray(arr, "RGB")
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int = 4) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -148,15 +215,20 @@ def _item_generator(seed: int, epoch: int, index: int) -> torch.Generator:
 
 
 class _FolderDataset(Dataset):
-    """Shared machinery: per-item seeded randomness, an optional in-memory cache of resized images,
-    skipping of unreadable files when asked, and the direction: ``"BtoA"`` swaps A and B in every
-    item (the official ``--direction``), so a model learns the dataset's B → A."""
+    """Shared machinery: per-item seeded randomness, the channels of each domain, an optional
+    in-memory cache of resized images, skipping of unreadable files when asked, and the direction:
+    ``"BtoA"`` swaps A and B in every item (the official ``--direction``), so a model learns the
+    dataset's B → A; the model's A (the dataset's B) then has ``input_nc`` channels."""
 
-    def __init__(self, image_size, load_size, preprocess, flip, train, seed, cache, skip_bad, direction):
+    def __init__(self, image_size, load_size, preprocess, flip, train, seed, cache, skip_bad, input_nc, output_nc,
+                 direction):
         if direction not in DIRECTIONS:
             raise ValueError(f"direction={direction!r}: choose one of {DIRECTIONS}")
+        if direction == "BtoA":                   # the dataset's A folder feeds the model's B side
+            input_nc, output_nc = output_nc, input_nc
         self.transform = Preprocess(image_size, load_size, preprocess, flip, train)
         self.seed, self.epoch = seed, 0
+        self.channels = {"A": check_channels("input_nc", input_nc), "B": check_channels("output_nc", output_nc)}
         self.cache: dict[Path, Image.Image] | None = {} if cache else None
         self.skip_bad = skip_bad
         self.direction = direction
@@ -170,22 +242,26 @@ class _FolderDataset(Dataset):
         """Call before each epoch (as with DistributedSampler) so crops and pairings change."""
         self.epoch = epoch
 
-    def _load(self, path: Path) -> Image.Image:
+    def _read(self, path: Path, domain: str):
+        """The resized image of ``path`` in ``domain``'s channels."""
+        return self.transform.resize(load_image(path, self.channels[domain]))
+
+    def _load(self, path: Path, domain: str):
         if self.cache is not None and path in self.cache:
             return self.cache[path]
-        img = self.transform.resize(load_image(path))
+        img = self._read(path, domain)
         if self.cache is not None:
             self.cache[path] = img
         return img
 
-    def _load_or_skip(self, paths: list[Path], i: int) -> tuple[Image.Image, Path]:
+    def _load_or_skip(self, paths: list[Path], i: int, domain: str):
         for k in range(len(paths)):
             path = paths[(i + k) % len(paths)]
             try:
-                return self._load(path), path
+                return self._load(path, domain), path
             except ValueError as err:
                 if not self.skip_bad:
-                    raise
+                    raise ValueError(f"{err}, or pass skip_bad=True to skip unreadable images") from None
                 warnings.warn(f"skipping unreadable image: {err}")
         raise ValueError(f"no readable image among {len(paths)} files in {paths[0].parent}")
 
@@ -194,20 +270,22 @@ class UnpairedImageFolder(_FolderDataset):
     """``root/{phase}A`` and ``root/{phase}B``, paired at random as the official unaligned loader:
     item ``i`` is the i-th A image (modulo) with a random B image. Its length is the larger count.
 
-    Items are dicts ``{"A", "B", "A_path", "B_path"}`` of (3, S, S) tensors in [-1, 1] (``direction="BtoA"``:
-    the same items with A and B swapped).
+    Items are dicts ``{"A", "B", "A_path", "B_path"}`` of (C, S, S) tensors in [-1, 1], with
+    ``input_nc`` channels for A and ``output_nc`` for B (3: RGB, 1: grey); ``direction="BtoA"``: the
+    same items with A and B swapped.
     """
 
     def __init__(self, root: str | os.PathLike, phase: str = "train", image_size: int = 256,
                  load_size: int = 286, preprocess: str = "resize_and_crop", flip: bool = True,
-                 seed: int = 0, cache: bool = False, skip_bad: bool = False, direction: str = "AtoB"):
+                 seed: int = 0, cache: bool = False, skip_bad: bool = False, input_nc: int = 3, output_nc: int = 3,
+                 direction: str = "AtoB"):
         root = Path(root)
         if not root.is_dir():
             raise FileNotFoundError(f"dataset folder {root} does not exist; {LAYOUT_HINT}")
         self.A_paths = list_images(root / f"{phase}A")
         self.B_paths = list_images(root / f"{phase}B")
         super().__init__(image_size, load_size, preprocess, flip, phase == "train", seed, cache, skip_bad,
-                         direction)
+                         input_nc, output_nc, direction)
 
     def __len__(self) -> int:
         return max(len(self.A_paths), len(self.B_paths))
@@ -215,8 +293,8 @@ class UnpairedImageFolder(_FolderDataset):
     def __getitem__(self, index: int) -> dict:
         g = _item_generator(self.seed, self.epoch, index)
         b_index = int(torch.randint(0, len(self.B_paths), (1,), generator=g))
-        img_A, path_A = self._load_or_skip(self.A_paths, index % len(self.A_paths))
-        img_B, path_B = self._load_or_skip(self.B_paths, b_index)
+        img_A, path_A = self._load_or_skip(self.A_paths, index % len(self.A_paths), "A")
+        img_B, path_B = self._load_or_skip(self.B_paths, b_index, "B")
         (A,) = self.transform([img_A], g, [path_A])
         (B,) = self.transform([img_B], g, [path_B])
         return self._item(A, B, path_A, path_B)
@@ -224,59 +302,59 @@ class UnpairedImageFolder(_FolderDataset):
 
 class PairedImageFolder(_FolderDataset):
     """pix2pix's aligned format: ``root/{phase}`` of images with A on the left half and B on the
-    right; one crop and flip is applied to both halves. ``direction="BtoA"`` makes the right half A."""
+    right; one crop and flip is applied to both halves. A has ``input_nc`` channels, B ``output_nc``;
+    ``direction="BtoA"`` makes the right half A."""
 
     def __init__(self, root: str | os.PathLike, phase: str = "train", image_size: int = 256,
                  load_size: int = 286, preprocess: str = "resize_and_crop", flip: bool = True,
-                 seed: int = 0, cache: bool = False, skip_bad: bool = False, direction: str = "AtoB"):
+                 seed: int = 0, cache: bool = False, skip_bad: bool = False, input_nc: int = 3, output_nc: int = 3,
+                 direction: str = "AtoB"):
         self.paths = list_images(Path(root) / phase, PAIRED_HINT)
         super().__init__(image_size, load_size, preprocess, flip, phase == "train", seed, cache, skip_bad,
-                         direction)
+                         input_nc, output_nc, direction)
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def _load(self, path: Path):
-        if self.cache is not None and path in self.cache:
-            return self.cache[path]
+    def _read(self, path: Path, domain: str):
+        """Both resized halves of the side-by-side image ``path`` (``domain`` is ``"AB"``), each in its
+        domain's channels."""
         ab = load_image(path)
         w, h = ab.size
         if w < 2:
             raise ValueError(f"paired image {path} is {w}×{h}: expected A and B side by side")
-        pair = tuple(self.transform.resize(half) for half in (ab.crop((0, 0, w // 2, h)), ab.crop((w // 2, 0, w, h))))
-        if self.cache is not None:
-            self.cache[path] = pair
-        return pair
+        halves = {"A": ab.crop((0, 0, w // 2, h)), "B": ab.crop((w // 2, 0, w, h))}
+        return tuple(self.transform.resize(to_channels(halves[d], self.channels[d])) for d in "AB")
 
     def __getitem__(self, index: int) -> dict:
         g = _item_generator(self.seed, self.epoch, index)
-        (img_A, img_B), path = self._load_or_skip(self.paths, index)
+        (img_A, img_B), path = self._load_or_skip(self.paths, index, "AB")
         A, B = self.transform([img_A, img_B], g, [path])
         return self._item(A, B, path, path)
 
 
 class ImageFiles(Dataset):
     """A list of image files, resized for inference (``size=None``: keep the size; the caller pads
-    to a multiple of 4). Items are ``(tensor, path)``."""
+    to a multiple of 4), with ``channels`` channels (3: RGB, 1: grey). Items are ``(tensor, path)``."""
 
-    def __init__(self, paths: list[Path], size: int | None = None):
-        self.paths, self.size = list(paths), size
+    def __init__(self, paths: list[Path], size: int | None = None, channels: int = 3):
+        self.paths, self.size, self.channels = list(paths), size, check_channels("channels", channels)
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int):
-        img = load_image(self.paths[index])
+        img = load_image(self.paths[index], self.channels)
         if self.size:
             img = img.resize((self.size, self.size), Image.BICUBIC)
         return to_tensor(img), str(self.paths[index])
 
 
-def load_folder(folder: str | os.PathLike, size: int, limit: int | None = None) -> torch.Tensor:
-    """Every image of ``folder`` (sorted, at most ``limit``) resized to ``size`` as one (N, 3, S, S)
-    batch in [-1, 1]: the notebooks' way to get a test set."""
-    files = list_images(folder)[:limit]
-    return torch.stack([ImageFiles(files, size)[i][0] for i in range(len(files))])
+def load_folder(folder: str | os.PathLike, size: int, limit: int | None = None, channels: int = 3) -> torch.Tensor:
+    """Every image of ``folder`` (sorted, at most ``limit``) resized to ``size`` as one (N, C, S, S)
+    batch in [-1, 1] with ``channels`` channels: the notebooks' way to get a test set."""
+    files = ImageFiles(list_images(folder)[:limit], size, channels)
+    return torch.stack([files[i][0] for i in range(len(files))])
 
 
 class EpochSampler(Sampler[int]):

@@ -98,7 +98,8 @@ class Trainer:
         c = self.config
         cls = PairedImageFolder if self.kind == "pix2pix" else UnpairedImageFolder
         return cls(root, "train", c.image_size, c.load_size, c.preprocess, c.flip, c.seed,
-                   cache=c.image_size <= 128, direction=c.direction)
+                   cache=c.image_size <= 128, input_nc=c.input_nc, output_nc=c.output_nc,
+                   direction=c.direction)
 
     def _lr_factor(self, t: int) -> float:
         # LambdaLR counts scheduler.step() calls; with epochs we step once an epoch, with iters once a step.

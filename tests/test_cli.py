@@ -101,13 +101,15 @@ def test_info(trained_run, capsys):
     (["train", "--data", "{data}", "--out", "{tmp}/r", "--gan-mode", "wgan"], ["wgan"]),
     (["train", "--data", "{data}", "--out", "{tmp}/r", "--iters", "many"], ["many"]),
     (["train", "--data", "{data}", "--out", "{tmp}/r", "--size", "30"], ["image_size=30", "multiple of 4"]),
+    (["train", "--data", "{data}", "--out", "{tmp}/r", "--size", "16"], ["image_size=16", "at least 24", "n_layers_D"]),
+    (["train", "--data", "{data}", "--out", "{tmp}/r", "--size", "20"], ["image_size=20", "at least 24"]),
     (["train", "--data", "{data}", "--out", "{tmp}/r", "--iters", "0"], ["iters=0"]),
     (["train", "--data", "{tmp}/nowhere", "--out", "{tmp}/r"], ["nowhere", "does not exist"]),
     (["train", "--data", "{data}", "--out", "{run}"], ["not empty", "--resume"]),
     (["translate", "--run", "{tmp}/nowhere", "--input", "{data}/testA", "--output", "{tmp}/o"], ["nowhere"]),
     (["translate", "--run", "{run}", "--weights", "{tmp}/g.pth", "--input", "x", "--output", "y"], ["--weights"]),
     (["translate", "--run", "{run}", "--direction", "sideways", "--input", "x", "--output", "y"], ["sideways"]),
-    (["translate", "--run", "{run}", "--input", "{tmp}/missing", "--output", "{tmp}/o"], ["missing", "give --input an image file"]),
+    (["translate", "--run", "{run}", "--input", "{tmp}/missing", "--output", "{tmp}/o"], ["input {tmp}/missing does not exist", "give --input an image file"]),
     (["translate", "--weights", "{tmp}/g.pth", "--input", "{data}/testA", "--output", "{tmp}/o"], ["g.pth"]),
     (["info", "{tmp}"], ["no checkpoint"]),
     (["bake"], ["bake"]),
@@ -142,6 +144,8 @@ def another_value(f: dataclasses.Field, current):
         return next(choice for choice in f.metadata["choices"] if choice != current)
     if f.name == "device":
         return "cpu"
+    if f.name == "n_layers_D":         # more layers need larger images than the ci preset's
+        return current - 1
     kind = typing.get_type_hints(Config)[f.name]
     if kind is bool:
         return not current

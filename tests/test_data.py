@@ -6,8 +6,9 @@ import pytest
 import torch
 from PIL import Image
 
-from cyclegan_edu.data import (EpochSampler, PairedImageFolder, UnpairedImageFolder, list_images, load_folder,
-                               load_image, pad_to_multiple, to_image, to_tensor)
+from cyclegan_edu import data
+from cyclegan_edu.data import (EpochSampler, ImageFiles, PairedImageFolder, UnpairedImageFolder, list_images,
+                               load_folder, load_image, pad_to_multiple, read_image_size, to_image, to_tensor)
 from cyclegan_edu.networks import ResnetGenerator
 
 
@@ -97,6 +98,37 @@ def test_to_tensor_and_back_are_exact():
     assert (np.asarray(to_image(x)) == arr).all()
 
 
+def test_grey_images_and_one_channel_tensors_round_trip(tmp_path):
+    rgb = np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255], [90, 90, 90]]], dtype=np.uint8)
+    grey = load_image(save(Image.fromarray(rgb, "RGB"), tmp_path / "rgb.png"), channels=1)
+    assert grey.mode == "L"
+    assert np.asarray(grey).tolist() == [[76, 150, 29, 90]]    # ITU-R 601-2 luma, as the official Grayscale(1)
+    x = to_tensor(grey)
+    assert x.shape == (1, 1, 4) and float(x[0, 0, 3]) == pytest.approx(90 / 127.5 - 1)
+    back = to_image(x)
+    assert back.mode == "L" and (np.asarray(back) == np.asarray(grey)).all()
+    with pytest.raises(ValueError, match=r"channels=2: images from files have 1 \(grey\) or 3 \(RGB\)"):
+        load_image(tmp_path / "rgb.png", channels=2)
+    with pytest.raises(ValueError, match=r"\(2, 4, 4\)"):
+        to_image(torch.zeros(2, 4, 4))
+
+
+def test_grey_domains_in_every_loader(tiny_folder, tmp_path):
+    item = UnpairedImageFolder(tiny_folder, image_size=32, load_size=36, input_nc=1)[0]
+    assert item["A"].shape == (1, 32, 32) and item["B"].shape == (3, 32, 32)
+    item = UnpairedImageFolder(tiny_folder, image_size=32, load_size=36, output_nc=1, cache=True)[0]
+    assert item["A"].shape == (3, 32, 32) and item["B"].shape == (1, 32, 32)
+    (tmp_path / "train").mkdir()
+    save(Image.new("RGB", (64, 32), (200, 100, 0)), tmp_path / "train" / "ab.png")
+    pair = PairedImageFolder(tmp_path, image_size=32, load_size=32, input_nc=1)[0]
+    assert pair["A"].shape == (1, 32, 32) and pair["B"].shape == (3, 32, 32)
+    assert float(pair["A"].mean()) == pytest.approx(118 / 127.5 - 1)             # 0.299·200 + 0.587·100
+    assert ImageFiles(list_images(tiny_folder / "testA"), 16, channels=1)[0][0].shape == (1, 16, 16)
+    assert load_folder(tiny_folder / "testA", 16, channels=1).shape == (4, 1, 16, 16)
+    with pytest.raises(ValueError, match="output_nc=4"):
+        UnpairedImageFolder(tiny_folder, output_nc=4)
+
+
 def test_pad_to_multiple_keeps_the_image_and_reports_its_size():
     x = torch.rand(1, 3, 30, 22)
     padded, (h, w) = pad_to_multiple(x, 4)
@@ -125,7 +157,7 @@ def test_missing_and_empty_folders_name_the_path(tmp_path):
 
 def test_corrupt_and_truncated_images_name_the_file(tmp_path):
     (tmp_path / "garbage.png").write_bytes(b"this is not an image")
-    with pytest.raises(ValueError, match=r"garbage\.png.*skip_bad"):
+    with pytest.raises(ValueError, match=r"garbage\.png.*delete or replace the file$"):
         load_image(tmp_path / "garbage.png")
     good = save(Image.effect_noise((64, 64), 50).convert("RGB"), tmp_path / "good.png").read_bytes()
     (tmp_path / "truncated.png").write_bytes(good[:len(good) // 2])
@@ -133,6 +165,29 @@ def test_corrupt_and_truncated_images_name_the_file(tmp_path):
         load_image(tmp_path / "truncated.png")
     with pytest.raises(FileNotFoundError, match="absent.png"):
         load_image(tmp_path / "absent.png")
+
+
+@pytest.mark.parametrize("limit", [1000, 400])   # 1024 px: Pillow warns above the limit, refuses above twice it
+def test_images_over_the_decompression_bomb_limit_are_refused_in_one_line(limit, tmp_path, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
+    path = save(Image.new("RGB", (32, 32)), tmp_path / "big.png")
+    for read in (load_image, read_image_size):
+        with pytest.raises(ValueError) as error:
+            read(path)
+        message = str(error.value)
+        assert "\n" not in message and f"big.png has 1024 pixels" in message
+        assert f"PIL.Image.MAX_IMAGE_PIXELS = {limit}" in message and "CYCLEGAN_EDU_MAX_IMAGE_PIXELS=1024" in message
+
+
+def test_the_pixel_limit_comes_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 400)
+    monkeypatch.setenv("CYCLEGAN_EDU_MAX_IMAGE_PIXELS", "1024")
+    data._apply_pixel_limit_env()                      # what importing cyclegan_edu.data does
+    assert Image.MAX_IMAGE_PIXELS == 1024
+    assert load_image(save(Image.new("RGB", (32, 32)), tmp_path / "big.png")).size == (32, 32)
+    monkeypatch.setenv("CYCLEGAN_EDU_MAX_IMAGE_PIXELS", "lots")
+    with pytest.raises(ValueError, match="CYCLEGAN_EDU_MAX_IMAGE_PIXELS='lots'"):
+        data._apply_pixel_limit_env()
 
 
 def _folder_with_a_bad_first_image(root):
@@ -146,7 +201,7 @@ def _folder_with_a_bad_first_image(root):
 
 def test_bad_image_raises_unless_skip_bad(tmp_path):
     root = _folder_with_a_bad_first_image(tmp_path)
-    with pytest.raises(ValueError, match=r"trainA/0\.png"):
+    with pytest.raises(ValueError, match=r"trainA/0\.png.*delete or replace the file, or pass skip_bad=True"):
         UnpairedImageFolder(root, image_size=32, load_size=32)[0]
     skipping = UnpairedImageFolder(root, image_size=32, load_size=32, skip_bad=True)
     with pytest.warns(UserWarning, match=r"skipping unreadable image.*0\.png"):

@@ -1,0 +1,148 @@
+"""Translating image files with a trained generator: the work of ``cyclegan-edu translate``.
+
+Every input is checked before any output is written: each must be an image (its header is read)
+and, when images keep their size, at least as large as the generator needs. Images are padded to
+the multiple of 4 (ResNet generator) or of ``2**levels`` (U-Net) that the generator needs and the
+result is cropped back, so outputs have their input's size.
+
+Output names follow the official test script: the input's name with its suffix replaced by
+``.png`` (``horse.jpg`` → ``horse.png``). Inputs that share a base name (``x.png``, ``x.jpg``,
+``x.webp``; compared ignoring case, as some file systems do) instead keep their whole name with
+``.png`` appended (``x.png.png``, ``x.jpg.png``, ``x.webp.png``), so no output replaces another.
+Existing outputs are replaced only with ``force=True``; an input file is never replaced.
+"""
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from .config import GENERATOR_MIN_SIZE
+from .data import ImageFiles, list_images, pad_to_multiple, read_image_size, to_image
+from .networks import ResnetGenerator, UnetGenerator
+
+INPUT_HINT = "give --input an image file or a folder of images"
+
+
+@dataclass(frozen=True)
+class Translator:
+    """A generator ready for image files."""
+
+    forward: Callable[[torch.Tensor], torch.Tensor]  # (N, C, H, W) in [-1, 1] → translated, without gradients
+    channels: int          # input channels: 3 (RGB) or 1 (grey)
+    multiple: int          # height and width must be multiples of this (inputs are padded up to one)
+    min_side: int          # the smallest height and width the generator accepts
+    size: int | None = None    # the size its run was trained at (the default for --size); None: keep sizes
+
+
+def open_translator(run: str | os.PathLike | None = None, weights: str | os.PathLike | None = None,
+                    direction: str = "AtoB", device: str = "auto") -> Translator:
+    """The generator of a training run (``run``: its directory or checkpoint; ``direction`` picks
+    G or F), or of a generator file (``weights``, e.g. the official ``latest_net_G.pth``)."""
+    if (run is None) == (weights is None):
+        raise ValueError("give either a run or a weights file")
+    if run is not None:
+        from .train import load_model
+        model = load_model(run, device=device)
+        c = model.config
+        generator = next(m for m in model.children() if isinstance(m, (ResnetGenerator, UnetGenerator)))
+        return Translator(lambda x: model.translate(x, direction), c.input_nc if direction == "AtoB" else c.output_nc,
+                          *_size_rule(generator), size=c.image_size)
+    from .devices import select_device
+    from .pretrained import load_generator
+    device = select_device(device)
+    net = load_generator(weights, device=device)
+
+    @torch.no_grad()
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return net(x.to(device))
+    first_conv = next(m for m in net.modules() if isinstance(m, nn.Conv2d))
+    return Translator(forward, first_conv.in_channels, *_size_rule(net))
+
+
+def _size_rule(generator: nn.Module) -> tuple[int, int]:
+    """(multiple, smallest side) of the images ``generator`` accepts: the ResNet generator halves the
+    size twice (multiples of 4, at least ``GENERATOR_MIN_SIZE``); the U-Net halves it ``num_downs``
+    times, down to 1×1."""
+    if isinstance(generator, UnetGenerator):
+        return 2 ** generator.num_downs, 2 ** generator.num_downs
+    return 4, GENERATOR_MIN_SIZE
+
+
+def input_files(source: str | os.PathLike) -> list[Path]:
+    """``[source]`` for a file, the images in it for a folder; a clear error when it does not exist."""
+    source = Path(source)
+    if source.is_dir():
+        return list_images(source, INPUT_HINT)
+    if not source.exists():
+        raise FileNotFoundError(f"input {source} does not exist; {INPUT_HINT}")
+    return [source]
+
+
+def output_names(files: list[Path]) -> list[str]:
+    """The output file name of each input (see the module docstring): ``stem.png``, or ``name.png``
+    for inputs that share a stem. Refuses inputs that would still share an output name."""
+    stems = Counter(f.stem.casefold() for f in files)
+    names = [(f.stem if stems[f.stem.casefold()] == 1 else f.name) + ".png" for f in files]
+    first: dict[str, Path] = {}
+    for f, name in zip(files, names):
+        if name in first:
+            raise ValueError(f"inputs {first[name]} and {f} would both be written to {name}; rename one of them")
+        first[name] = f
+    return names
+
+
+def _refuse_overwriting_inputs(files: list[Path], targets: list[Path]) -> None:
+    """An output that is one of the inputs (the same file, however named) is refused, even with --force."""
+    def identity(path: Path) -> tuple[int, int]:
+        st = path.stat()
+        return st.st_dev, st.st_ino
+    inputs = {identity(f): f for f in files}
+    for target in targets:
+        if target.exists() and identity(target) in inputs:
+            raise FileExistsError(f"output {target} would overwrite the input {inputs[identity(target)]}; "
+                                  "choose an --output folder apart from the inputs")
+
+
+def translate_paths(translator: Translator, source: str | os.PathLike, output: str | os.PathLike,
+                    size: int | None = None, batch_size: int = 16, force: bool = False) -> list[Path]:
+    """Translate an image file or a folder of images into PNGs in the folder ``output``.
+
+    ``size``: resize inputs to ``size``×``size`` (default: the run's size; with a weights file, keep
+    each image's size). ``force``: replace existing outputs. Returns the files written.
+    """
+    size = translator.size if size is None else size
+    if batch_size < 1:
+        raise ValueError(f"batch size {batch_size}: must be at least 1 (--batch-size)")
+    if size is not None and size < translator.min_side:
+        raise ValueError(f"size {size}: the generator needs at least {translator.min_side} px (--size)")
+    files = input_files(source)
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise FileExistsError(f"output {output} is a file; give --output a folder (it is made if missing)")
+    targets = [output / name for name in output_names(files)]
+    _refuse_overwriting_inputs(files, targets)
+    existing = [t for t in targets if t.exists()]
+    if existing and not force:
+        raise FileExistsError(f"{len(existing)} output file(s) exist already, e.g. {existing[0]}; "
+                              "pass --force to overwrite or choose another --output")
+    for f in files:                            # every input readable and large enough before any output is written
+        w, h = read_image_size(f)
+        if size is None and min(w, h) < translator.min_side:
+            raise ValueError(f"input {f} is {w}×{h}, smaller than the {translator.min_side}×{translator.min_side} "
+                             f"the generator needs; resize it, or pass --size {translator.min_side} or more")
+    output.mkdir(parents=True, exist_ok=True)
+    target_of = {str(f): t for f, t in zip(files, targets)}
+    loader = DataLoader(ImageFiles(files, size, translator.channels), batch_size=batch_size if size else 1)
+    for batch, paths in loader:
+        padded, (h, w) = pad_to_multiple(batch, translator.multiple)
+        result = translator.forward(padded)[..., :h, :w].cpu()
+        for image, path in zip(result, paths):
+            to_image(image).save(target_of[path])
+    return targets
