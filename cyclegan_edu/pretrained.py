@@ -18,23 +18,33 @@ from torch import nn
 from .networks import ResnetGenerator, UnetGenerator
 
 LEGACY_NORM_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
+# How every file torch.save writes begins: a zip archive (PyTorch >= 1.6) or, before, a pickle
+# (protocol 2 and up), the format of the official 2017-19 pretrained files.
+TORCH_FILE_STARTS = (b"PK\x03\x04", b"\x80")
+EXPECTED = "expected a generator's weights, such as an official latest_net_G.pth"
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """A state_dict from ``path`` loaded with ``weights_only=True``, ``module.`` prefixes stripped.
-    A cyclegan_edu training checkpoint is refused with a pointer to ``load_model``."""
+    A cyclegan_edu training checkpoint is refused with a pointer to ``load_model``; an empty file or
+    one that torch.save did not write (text, an HTML error page) with a line naming it."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file {path} does not exist")
+    with path.open("rb") as file:
+        start = file.read(4)
+    if not start.startswith(TORCH_FILE_STARTS):  # torch.load would say "EOFError" or "pop from empty list"
+        what = "is empty" if not start else "is not a file that torch.save wrote"
+        raise ValueError(f"{path} {what}, so not a PyTorch state_dict; {EXPECTED}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated files, pickles with code, not a torch file at all
+    except Exception as err:  # truncated files, pickles with code
         raise ValueError(f"cannot read weights file {path}: {load_error(err)}") from None
     if isinstance(state, dict) and state.get("format", "").startswith("cyclegan_edu.checkpoint"):
         raise ValueError(f"{path} is a cyclegan_edu training checkpoint; load it with --run "
                          "(cyclegan_edu.train.load_model)")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path} does not hold a state_dict (a mapping of names to tensors)")
+        raise ValueError(f"{path} does not hold a state_dict (a mapping of names to tensors); {EXPECTED}")
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
