@@ -8,7 +8,13 @@
     cyclegan-edu download dataset horse2zebra                # needs the network
     cyclegan-edu download pretrained horse2zebra
 
-Every error a user can cause is one line on stderr and exit code 2.
+Every error is one line on stderr. Exit code 2 means the command cannot work as given and has to
+be changed: a malformed command line, a missing or unreadable file, an existing output without
+--force, and for ``download`` an unknown name, a --timeout that is not a positive number, a bad
+--url-base, an existing copy without --force or cityscapes (manual download only). Exit code 1 is a
+failure outside the command, which may pass when run again: for ``download`` an HTTP error, a
+time-out, no network, a transfer that broke off (it resumes) or a corrupt file from the server; and
+any command's system errors, such as a full disk.
 """
 from __future__ import annotations
 
