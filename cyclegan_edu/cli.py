@@ -80,10 +80,11 @@ def _cmd_translate(args) -> None:
         size = args.size if args.size is not None else model.config.image_size
 
         def translate(x):
-            return model.translate(x, args.direction)
+            return model.translate(x, args.direction, eval_mode=args.eval_mode)
         device = model.device
     else:
         from .devices import select_device
+        from .networks import run_at_test_time
         from .pretrained import load_generator
         device = select_device(args.device)
         net = load_generator(args.weights, device=device)
@@ -91,7 +92,7 @@ def _cmd_translate(args) -> None:
 
         def translate(x):
             with torch.no_grad():
-                return net(x.to(device))
+                return run_at_test_time(net, x.to(device), args.eval_mode)
     source = Path(args.input)
     files = [source] if source.is_file() else list_images(source, "give --input an image file or a folder of images")
     out = Path(args.output)
@@ -193,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--batch-size", type=int, default=16)
     r.add_argument("--device", default="auto")
     r.add_argument("--force", action="store_true", help="overwrite existing output files")
+    r.add_argument("--eval-mode", action="store_true",
+                   help="run the generator in eval mode (the official --eval: no dropout, batch norm's running "
+                        "statistics, deterministic); default: as the official test.py, dropout on and each image "
+                        "normalised with its own statistics (pix2pix §3.3; CycleGAN's generators are the same either way)")
     r.set_defaults(func=_cmd_translate)
 
     i = sub.add_parser("info", help="show a run's config, steps done and last losses")

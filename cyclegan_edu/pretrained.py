@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .networks import ResnetGenerator, UnetGenerator
+from .networks import ResnetGenerator, UnetGenerator, set_test_time_mode
 
 LEGACY_NORM_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 # How every file torch.save writes begins: a zip archive (PyTorch >= 1.6) or, before, a pickle
@@ -58,13 +58,21 @@ def load_error(err: Exception) -> str:
 
 
 def load_generator(path: str | os.PathLike, dropout: bool = False, upsample: str = "deconv",
-                   device: str | torch.device = "cpu") -> nn.Module:
-    """A generator with the weights of ``path``, in eval mode, loaded with ``strict=True``.
+                   device: str | torch.device = "cpu", eval_mode: bool | None = None) -> nn.Module:
+    """A generator with the weights of ``path``, loaded with ``strict=True``, ready to translate.
 
     The architecture is read from the keys: a ResNet generator (``model.1.weight`` …; the number of
     residual blocks, ngf and channel counts inferred) or pix2pix's U-Net (``model.model.…``, its depth
     inferred). Legacy InstanceNorm statistics are dropped. Any other mismatch raises ValueError
     naming the missing and unexpected keys.
+
+    ``eval_mode`` chooses how it runs (:func:`~cyclegan_edu.networks.set_test_time_mode`). By default
+    a U-Net runs as the official test.py runs pix2pix's generators (``eval_mode=False``): dropout on,
+    batch norm with the statistics of the batch it is given (test.py gives one image at a time;
+    :func:`~cyclegan_edu.networks.run_at_test_time` does too), its running statistics kept but not
+    used or updated; ``eval_mode=True`` is the official ``--eval``, deterministic. A ResNet (CycleGAN)
+    generator is returned in eval mode by default: without dropout both modes compute the same
+    function for it (instance norm keeps no running statistics).
     """
     state = read_state_dict(path)
     if "model.model.0.weight" in state:
@@ -81,7 +89,9 @@ def load_generator(path: str | os.PathLike, dropout: bool = False, upsample: str
     state = {k: v for k, v in state.items() if k in expected or not k.endswith(LEGACY_NORM_SUFFIXES)}
     _check_keys(path, state, net)
     net.load_state_dict(state, strict=True)
-    return net.to(device).eval()
+    if eval_mode is None:
+        eval_mode = not isinstance(net, UnetGenerator)
+    return set_test_time_mode(net.to(device), eval_mode)
 
 
 def _head_weight(state: dict, path) -> torch.Tensor:

@@ -85,7 +85,7 @@ def test_unet_file_loads(tmp_path):
     torch.manual_seed(0)
     source = UnetGenerator(3, 3, 6, 4, "batch").eval()
     torch.save({"module." + k: v for k, v in source.state_dict().items()}, tmp_path / "unet.pth")
-    net = load_generator(tmp_path / "unet.pth")
+    net = load_generator(tmp_path / "unet.pth", eval_mode=True)   # the default is pix2pix's test mode
     assert isinstance(net, UnetGenerator) and net.num_downs == 6
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
