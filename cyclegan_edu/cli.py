@@ -11,7 +11,13 @@
     cyclegan-edu results list                                # the book's experiments and their committed results
     cyclegan-edu results reproduce ch3-lambda                # retrain one run, compare with the committed numbers
 
-Every error a user can cause is one line on stderr and exit code 2.
+Every error is one line on stderr. Exit code 2 means the command cannot work as given and has to
+be changed: a malformed command line, a missing or unreadable file, an existing output without
+--force, and for ``download`` an unknown name, a --timeout that is not a positive number, a bad
+--url-base, an existing copy without --force or cityscapes (manual download only). Exit code 1 is a
+failure outside the command, which may pass when run again: for ``download`` an HTTP error, a
+time-out, no network, a transfer that broke off (it resumes) or a corrupt file from the server; and
+any command's system errors, such as a full disk.
 """
 from __future__ import annotations
 
@@ -103,7 +109,7 @@ def _cmd_train(args) -> None:
 
 def _cmd_translate(args) -> None:
     from .inference import open_translator, translate_paths
-    translator = open_translator(args.run, args.weights, args.direction, args.device)
+    translator = open_translator(args.run, args.weights, args.direction, args.device, args.eval_mode)
     written = translate_paths(translator, args.input, args.output, args.size, args.batch_size, args.force)
     print(f"wrote {len(written)} image(s) to {args.output}")
 
@@ -184,8 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     source = r.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", help="run directory (or checkpoint.pt) from `train`")
     source.add_argument("--weights", help="a generator state_dict, e.g. an official latest_net_G.pth")
-    r.add_argument("--direction", choices=DIRECTIONS, default="AtoB",
-                   help="with --run: translate images of the dataset's A into B, or B into A")
+    r.add_argument("--direction", choices=DIRECTIONS,
+                   help="with --run: translate images of the dataset's A into B, or B into A "
+                        "(default: the direction the run was trained for, AtoB unless it was trained BtoA)")
     r.add_argument("--input", required=True, help="an image file or a folder of images")
     r.add_argument("--output", required=True, help="folder for the translated PNGs, named as their inputs "
                    "(x.jpg → x.png; inputs that share a base name keep their whole name: x.jpg.png, x.png.png)")
@@ -194,6 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--batch-size", type=int, default=16)
     r.add_argument("--device", default="auto")
     r.add_argument("--force", action="store_true", help="overwrite existing output files (never an input)")
+    r.add_argument("--eval-mode", action="store_true",
+                   help="run the generator in eval mode (the official --eval: no dropout, batch norm's running "
+                        "statistics, deterministic); default: as the official test.py, dropout on and each image "
+                        "normalised with its own statistics (pix2pix §3.3; CycleGAN's generators are the same either way)")
     r.set_defaults(func=_cmd_translate)
 
     i = sub.add_parser("info", help="show a run's config, steps done and last losses")

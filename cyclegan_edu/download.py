@@ -11,17 +11,21 @@ trained on them are served from efrosgans.eecs.berkeley.edu. Here a download
 * never replaces what a user already has without ``force``, and then only once the new copy is whole.
 
 Every failure is a :class:`DownloadError` whose message is one line naming the URL or file and
-what to do. Nothing else in the book needs the network: ``python -m cyclegan_edu toy --list``.
+what to do; a request that cannot be served as given (an unknown name, a bad timeout or URL, a copy
+that exists, cityscapes) is its subclass :class:`DownloadRequestError`. Nothing else in the book
+needs the network: ``python -m cyclegan_edu toy --list``.
 """
 from __future__ import annotations
 
 import contextlib
 import http.client
+import math
 import os
 import re
 import shutil
 import stat
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 import zlib
@@ -82,8 +86,15 @@ CITYSCAPES_MANUAL = (
 
 
 class DownloadError(OSError):
-    """A name, a transfer or an archive failed. The message is one line naming the URL or file and
+    """A transfer, a server or an archive failed. The message is one line naming the URL or file and
     what to do. It is an OSError, like the network and file errors it stands for."""
+
+
+class DownloadRequestError(DownloadError, ValueError):
+    """The request cannot be served as given: an unknown name, a timeout that is not a positive number,
+    a malformed URL, a copy that exists (without ``force``), cityscapes (manual download only).
+    Changing the request helps, running it again does not. Also a ValueError, so the command line
+    reports it as a user error (exit status 2, where network and server failures are 1)."""
 
 
 def download_file(url: str, dest: str | os.PathLike, *, timeout: float = 30, chunk_size: int = 1 << 20,
@@ -95,6 +106,8 @@ def download_file(url: str, dest: str | os.PathLike, *, timeout: float = 30, chu
     starts over from the first byte; 416 means the part is already whole if the server's size equals it.
     ``timeout`` (seconds) bounds every wait for the server, not the whole transfer.
     """
+    _check_url(url)
+    _check_timeout(timeout)
     dest = Path(dest)
     part = dest.with_name(dest.name + ".part")
     offset = part.stat().st_size if part.exists() else 0
@@ -144,9 +157,8 @@ def _open(url: str, offset: int, timeout: float):
                 return None
             return _open(url, 0, timeout)  # the part does not fit the file on the server: start over
         raise DownloadError(f"HTTP {err.code} {err.reason} from {url}; check the name and --url-base") from None
-    except ValueError as err:  # "unknown url type" and other malformed URLs
-        raise DownloadError(f"bad URL {url!r} ({_one_line(err)}); --url-base must start with http:// or https://") \
-            from None
+    except http.client.InvalidURL as err:  # spaces or control characters in the URL
+        raise _bad_url(url, err) from None
     except (OSError, http.client.HTTPException) as err:  # URLError (no route, refused, DNS), time-outs
         reason = getattr(err, "reason", err)
         if isinstance(reason, TimeoutError):
@@ -170,7 +182,7 @@ def safe_extract_zip(archive: str | os.PathLike, target: str | os.PathLike) -> l
     """
     archive, target = Path(archive), Path(target)
     if target.exists():
-        raise DownloadError(f"{target} already exists; extract into a folder that does not exist yet")
+        raise DownloadRequestError(f"{target} already exists; extract into a folder that does not exist yet")
     corrupt = f"{archive} is corrupt or incomplete"
     staging = target.with_name(f".{target.name}.partial")
     try:
@@ -220,12 +232,13 @@ def download_dataset(name: str, root: str | os.PathLike = "./datasets", *, url_b
     is corrupt or unsafe (then the next run downloads it afresh).
     """
     if name == "cityscapes":
-        raise DownloadError(CITYSCAPES_MANUAL)
+        raise DownloadRequestError(CITYSCAPES_MANUAL)
     _check_known(name, DATASETS, "dataset")
+    _check_timeout(timeout)
     root = Path(root)
     target = root / name
     if target.is_file() or (target.is_dir() and any(target.iterdir()) and not force):
-        raise DownloadError(f"{target} already exists and is not empty; pass --force (force=True) to replace it")
+        raise DownloadRequestError(f"{target} already exists and is not empty; pass --force (force=True) to replace it")
     archive = download_file(f"{(url_base or DATASET_URL_BASE).rstrip('/')}/{name}.zip", root / f"{name}.zip",
                             timeout=timeout, progress=progress)
     unpacked = root / f".{name}.unpacked"
@@ -272,10 +285,11 @@ def download_pretrained(name: str, root: str | os.PathLike = "./checkpoints", *,
     replaced only by a download that loaded.
     """
     _check_known(name, PRETRAINED, "pretrained generator")
+    _check_timeout(timeout)
     from .pretrained import load_generator  # imports torch: only once there is work to do
     dest = Path(root) / f"{name}_pretrained" / "latest_net_G.pth"
     if dest.exists() and not force:
-        raise DownloadError(f"{dest} already exists; pass --force (force=True) to replace it")
+        raise DownloadRequestError(f"{dest} already exists; pass --force (force=True) to replace it")
     url = f"{(url_base or PRETRAINED_URL_BASE).rstrip('/')}/{name}.pth"
     fresh = download_file(url, dest.with_name(dest.name + ".download"), timeout=timeout, progress=progress)
     try:
@@ -292,7 +306,31 @@ def download_pretrained(name: str, root: str | os.PathLike = "./checkpoints", *,
 
 def _check_known(name: str, known: dict[str, str], what: str) -> None:
     if name not in known:
-        raise DownloadError(f"unknown {what} {name!r}; choose one of: {', '.join(known)}")
+        raise DownloadRequestError(f"unknown {what} {name!r}; choose one of: {', '.join(known)}")
+
+
+def _check_url(url: str) -> None:
+    """Refuse a URL that is not http(s)://server/...: urllib would report "unknown url type" or
+    "no host given" as if the network were down."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number from 0 to 65535)
+    except ValueError as err:
+        raise _bad_url(url, err) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _bad_url(url, "no http:// or https:// server")
+
+
+def _bad_url(url: str, why: object) -> DownloadRequestError:
+    return DownloadRequestError(f"bad URL {url!r} ({_one_line(why)}); --url-base must start with http:// or https://")
+
+
+def _check_timeout(timeout: float) -> None:
+    """A time-out must be a positive, finite number of seconds: urllib reads 0 as "do not wait" (and
+    then fails as if the server were unreachable) and refuses negative numbers and NaN."""
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf:
+        raise DownloadRequestError(f"timeout {timeout!r} (--timeout): the seconds to wait for the server must be "
+                                   "a positive number, e.g. --timeout 30")
 
 
 def _one_line(err: object, limit: int = 300) -> str:

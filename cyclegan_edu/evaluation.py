@@ -82,6 +82,21 @@ def evaluate(model, folder: str | os.PathLike, task: str, size: int, model_kind:
     return scores
 
 
+def quick_scores(model, folder: str | os.PathLike, size: int, model_kind: str = "cyclegan",
+                 direction: str = "AtoB") -> dict[str, float]:
+    """The cheap part of :func:`evaluate`, for curves during training: the L1 error against the truth
+    of each direction (tasks with ground truth) and the diversity of the outputs."""
+    images = _test_images(Path(folder), size)
+    scores = {}
+    for way in directions(model_kind, direction):
+        name, source = ("G" if way == "AtoB" else "F"), way[0]
+        fake = _translate(model, images[source], way)
+        if f"{source}_gt" in images:
+            scores[f"{name} L1 to truth"] = metrics.l1(fake, images[f"{source}_gt"])
+        scores[f"{name} diversity"] = metrics.output_diversity(fake)
+    return scores
+
+
 def _task_scores(task: str, folder: Path, size: int, way: str, fake: torch.Tensor,
                  images: dict[str, torch.Tensor]) -> dict[str, float]:
     source, target = way[0], way[-1]

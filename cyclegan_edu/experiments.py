@@ -46,6 +46,9 @@ COMMITTED_PRESET = "cpu"
 CI_STEPS = 6                  # training steps of every run in the ci preset: the code path, not the result
 CI_SEEDS = 2                  # seeds per variant in the ci preset (a spread needs two)
 HISTORY_POINTS = 200          # loss-history records kept per run
+CURVE_POINTS = 10             # times during a run that the error against the truth is measured
+THREADS = 1                   # CPU threads of an experiment run: deterministic whatever the machine's core
+                              # count; run several at once (one --seed each) to use more cores
 FORMAT = "cyclegan_edu.experiment_run/1"
 
 
@@ -70,6 +73,7 @@ class Experiment:
     steps: int                          # training steps at the committed (cpu) scale
     base: dict = field(default_factory=dict)
     seeds: tuple[int, ...] = (0, 1, 2)
+    n_train: int | None = None          # training images per domain (None: the task's own number)
 
     def variant(self, key: str | None) -> Variant:
         """The variant called ``key`` (default: the first)."""
@@ -99,13 +103,18 @@ def _lambda_key(value: float) -> str:
     return f"{value:g}".replace(".", "p")
 
 
-LAMBDAS = (0, 1, 3, 10, 30, 100)
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
+    # Chapter 0: the paper's model and defaults (identity loss 0.5) on the horse ↔ zebra analogue, with truth.
+    Experiment("ch0-shapes", 0, "shapes", "CycleGAN on plain ↔ striped animals, against the truth",
+               (Variant("cyclegan", "CycleGAN"),), steps=2500),
+    # Chapter 0: real images, sneakers ↔ ankle boots (Fashion-MNIST), judged by a fashion classifier.
+    Experiment("ch0-fashion", 0, "sneaker2boot", "CycleGAN on real sneakers ↔ ankle boots",
+               (Variant("cyclegan", "CycleGAN"),), steps=2500, n_train=1000),
     # Chapter 3: the cycle weight λ of Eq. 3 on labels ↔ photos (the identity loss off, as in Eq. 3).
     Experiment("ch3-lambda", 3, "labels", "Cycle weight λ on labels ↔ photos",
                tuple(Variant(f"lambda{_lambda_key(lam)}", f"λ = {lam:g}", {"lambda_cycle": float(lam)})
                      for lam in (10, 0, 1, 3, 30, 100)),
-               steps=3000, base={"lambda_identity": 0.0}),
+               steps=2500, base={"lambda_identity": 0.0}),
     # Chapter 3: the ablation of Tables 4-5 (GAN alone and the full model are ch3-lambda's λ = 0 and 10).
     Experiment("ch3-ablation", 3, "labels", "Which part of the loss does the work (Tables 4-5)",
                (Variant("cycle-alone", "cycle alone", {"lambda_gan": 0.0}),
@@ -114,7 +123,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                 # the paired upper bound: one pix2pix per direction, on the same scenes with their pairs
                 Variant("pix2pix-AtoB", "pix2pix (paired), labels → photo", {}, model="pix2pix"),
                 Variant("pix2pix-BtoA", "pix2pix (paired), photo → labels", {"direction": "BtoA"}, model="pix2pix")),
-               steps=3000, base={"lambda_identity": 0.0}),
+               steps=2500, base={"lambda_identity": 0.0}),
 ]}
 
 
@@ -147,7 +156,8 @@ def run_path(root: Path, experiment: Experiment, variant: Variant, seed: int) ->
 # --- running ------------------------------------------------------------------------------------------
 def task_folder(experiment: Experiment, variant: Variant, config: Config) -> Path:
     from . import domains
-    return domains.get(experiment.task, size=config.image_size, paired=variant.model == "pix2pix")
+    return domains.get(experiment.task, size=config.image_size, n_train=experiment.n_train,
+                       paired=variant.model == "pix2pix")
 
 
 def run(name: str, preset: str | None = None, variant: str | None = None, seed: int | None = None,
@@ -182,26 +192,33 @@ def run_one(experiment: Experiment, preset: str, variant: Variant, seed: int, pa
     ``path/samples.png``. The record is written last and atomically: a stop leaves no half-written run."""
     from . import __version__, evaluation
     from .train import Trainer
+    import torch
     config = experiment.config(preset, variant, seed)
     folder = task_folder(experiment, variant, config)
     work = (checkpoints or runs_dir() / preset) / experiment.name / variant.key / f"seed{seed}"
     work.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(config, folder, out=work, model=variant.model, resume=True, progress=progress)
-    trainer.fit()
-    # the step times of every sitting (the history survives a resume; log_every is 1 in every preset)
-    train_seconds = sum(record["seconds"] for record in trainer.history)
-    started = time.perf_counter()
-    scores = evaluation.evaluate(trainer.model, folder, experiment.task, config.image_size, variant.model,
-                                 config.direction)
-    rows = evaluation.samples(trainer.model, folder, config.image_size, variant.model, config.direction)
-    eval_seconds = time.perf_counter() - started
+    threads = torch.get_num_threads()
+    torch.set_num_threads(THREADS)
+    try:
+        trainer = Trainer(config, folder, out=work, model=variant.model, resume=True, progress=progress)
+        curve = _track_curve(trainer, folder, variant, work / "curve.json")
+        trainer.fit()
+        # the step times of every sitting (the history survives a resume; log_every is 1 in every preset)
+        train_seconds = sum(record["seconds"] for record in trainer.history)
+        started = time.perf_counter()
+        scores = evaluation.evaluate(trainer.model, folder, experiment.task, config.image_size, variant.model,
+                                     config.direction)
+        rows = evaluation.samples(trainer.model, folder, config.image_size, variant.model, config.direction)
+        eval_seconds = time.perf_counter() - started
+    finally:
+        torch.set_num_threads(threads)
     record = {
         "format": FORMAT, "experiment": experiment.name, "chapter": experiment.chapter, "task": experiment.task,
         "variant": variant.key, "label": variant.label, "model": variant.model, "seed": seed, "preset": preset,
         "config": config.to_dict(), "data": data_fingerprint(folder), "evaluation_version": evaluation.VERSION,
         "metrics": scores, "steps": trainer.step, "train_seconds": round(train_seconds, 1),
         "eval_seconds": round(eval_seconds, 1),
-        "history": _subsample(trainer.history), "samples": list(rows),
+        "history": _subsample(trainer.history), "curve": curve, "samples": list(rows),
         "package_version": __version__, "git": _git_commit(), "machine": machine(config),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -213,6 +230,24 @@ def run_one(experiment: Experiment, preset: str, variant: Variant, seed: int, pa
     if progress:
         print(f"{experiment.name} {variant.key} seed {seed}: {trainer.step} steps in {train_seconds:.0f} s -> {path}")
     return path
+
+
+def _track_curve(trainer, folder: Path, variant: Variant, path: Path) -> list[dict]:
+    """Measure the error against the truth ``CURVE_POINTS`` times during training (and at step 0), so a
+    record shows whether the run had flattened; kept in ``path`` so that a resumed run keeps its points.
+    Returns the list the callback fills."""
+    from . import evaluation
+    c = trainer.config
+    curve = json.loads(path.read_text()) if path.exists() else []
+
+    def measure(trainer, record=None) -> None:
+        curve.append({"step": trainer.step, **evaluation.quick_scores(trainer.model, folder, c.image_size,
+                                                                      variant.model, c.direction)})
+        path.write_text(json.dumps(curve))
+    if not curve:
+        measure(trainer)
+    trainer.add_callback(measure, every=max(1, trainer.total_steps // CURVE_POINTS))
+    return curve
 
 
 def _subsample(history: list[dict]) -> list[dict]:

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 
 from .config import GENERATOR_MIN_SIZE
 from .data import ImageFiles, list_images, pad_to_multiple, read_image_size, to_image
-from .networks import ResnetGenerator, UnetGenerator
+from .networks import ResnetGenerator, UnetGenerator, run_at_test_time
 
 INPUT_HINT = "give --input an image file or a folder of images"
 
@@ -42,17 +42,21 @@ class Translator:
 
 
 def open_translator(run: str | os.PathLike | None = None, weights: str | os.PathLike | None = None,
-                    direction: str = "AtoB", device: str = "auto") -> Translator:
+                    direction: str | None = None, device: str = "auto", eval_mode: bool = False) -> Translator:
     """The generator of a training run (``run``: its directory or checkpoint; ``direction`` picks
-    G or F), or of a generator file (``weights``, e.g. the official ``latest_net_G.pth``)."""
+    G or F, default: the direction the run was trained for), or of a generator file (``weights``, e.g.
+    the official ``latest_net_G.pth``). ``eval_mode=False`` is the official test.py's behaviour (see
+    :func:`~cyclegan_edu.networks.run_at_test_time`)."""
     if (run is None) == (weights is None):
         raise ValueError("give either a run or a weights file")
     if run is not None:
         from .train import load_model
         model = load_model(run, device=device)
         c = model.config
+        direction = direction or c.direction
         generator = next(m for m in model.children() if isinstance(m, (ResnetGenerator, UnetGenerator)))
-        return Translator(lambda x: model.translate(x, direction), c.input_nc if direction == "AtoB" else c.output_nc,
+        return Translator(lambda x: model.translate(x, direction, eval_mode=eval_mode),
+                          c.input_nc if direction == "AtoB" else c.output_nc,
                           *_size_rule(generator), size=c.image_size)
     from .devices import select_device
     from .pretrained import load_generator
@@ -61,7 +65,7 @@ def open_translator(run: str | os.PathLike | None = None, weights: str | os.Path
 
     @torch.no_grad()
     def forward(x: torch.Tensor) -> torch.Tensor:
-        return net(x.to(device))
+        return run_at_test_time(net, x.to(device), eval_mode)
     first_conv = next(m for m in net.modules() if isinstance(m, nn.Conv2d))
     return Translator(forward, first_conv.in_channels, *_size_rule(net))
 

@@ -32,7 +32,7 @@ from torch import nn
 from .config import DIRECTIONS, Config
 from .devices import autocast, autocast_dtype, select_device
 from .losses import GANLoss, cycle_loss, identity_loss
-from .networks import NLayerDiscriminator, ResnetGenerator, UnetGenerator, init_weights
+from .networks import NLayerDiscriminator, ResnetGenerator, UnetGenerator, init_weights, run_at_test_time
 from .pool import ImagePool
 
 
@@ -188,20 +188,21 @@ class CycleGAN(TranslationModel):
         return 0.5 * (self.gan_loss(D(real), True) + self.gan_loss(D(fake.detach()), False))
 
     @torch.no_grad()
-    def translate(self, x: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
-        """Images of the dataset's A (``"AtoB"``) or B (``"BtoA"``) translated into the other domain, in
-        eval mode without gradients: ``G(x)`` and ``F(y)``, the other way round for a model trained
-        with ``Config.direction="BtoA"`` (its A is the dataset's B)."""
+    def translate(self, x: torch.Tensor, direction: str = "AtoB", eval_mode: bool = True) -> torch.Tensor:
+        """Images of the dataset's A (``"AtoB"``) or B (``"BtoA"``) translated into the other domain,
+        without gradients: ``G(x)`` and ``F(y)``, the other way round for a model trained with
+        ``Config.direction="BtoA"`` (its A is the dataset's B).
+
+        ``eval_mode=False`` runs the generator as the official test.py does by default, in training
+        mode (:func:`~cyclegan_edu.networks.set_test_time_mode`); for CycleGAN's generators that is the
+        same function as eval mode, since instance norm keeps no running statistics and there is no
+        dropout (unless ``config.dropout``), so the default eval mode loses nothing.
+        """
         if direction not in DIRECTIONS:
             raise ValueError(f"direction={direction!r}: choose 'AtoB' or 'BtoA'")
         net = self.G_AB if direction == self.config.direction else self.G_BA
-        was_training = net.training
-        net.eval()
-        try:
-            with self._autocast():
-                out = net(self._prepare(x))
-        finally:
-            net.train(was_training)
+        with self._autocast():
+            out = run_at_test_time(net, self._prepare(x), eval_mode)
         return out.float()
 
 
@@ -263,20 +264,23 @@ class Pix2Pix(TranslationModel):
                 "G_total": float(total.detach()), "D": float(loss_D.detach())}
 
     @torch.no_grad()
-    def translate(self, x: torch.Tensor, direction: str | None = None) -> torch.Tensor:
-        """``G(a)`` in eval mode (batch norm uses its running statistics, dropout is off). pix2pix
-        learns one direction, ``Config.direction``; ``direction`` (default: that one) must name it."""
+    def translate(self, x: torch.Tensor, direction: str | None = None, eval_mode: bool = True) -> torch.Tensor:
+        """``G(a)`` without gradients. pix2pix learns one direction, ``Config.direction``; ``direction``
+        (default: that one) must name it.
+
+        ``eval_mode=True`` (the default here, the official ``--eval``): dropout off, batch norm with its
+        running statistics, so the same input gives the same output, which the book's scores need.
+        ``eval_mode=False``: pix2pix's own test-time behaviour, the official test.py's default and the
+        paper's (§3.3): dropout stays on as the source of noise, so two calls differ, and each image is
+        normalised with its own statistics (test.py translates one at a time); the running statistics
+        are neither used nor changed. See :func:`~cyclegan_edu.networks.run_at_test_time`.
+        """
         if direction not in (None, self.config.direction):
             learned = self.config.direction
             raise ValueError(f"this pix2pix learned {learned} only (Config.direction): translate with "
                              f"direction={learned!r}, or train another pix2pix with direction={direction!r}")
-        was_training = self.G.training
-        self.G.eval()
-        try:
-            with self._autocast():
-                out = self.G(self._prepare(x))
-        finally:
-            self.G.train(was_training)
+        with self._autocast():
+            out = run_at_test_time(self.G, self._prepare(x), eval_mode)
         return out.float()
 
 

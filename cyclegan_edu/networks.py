@@ -7,6 +7,8 @@
 * :class:`UnetGenerator` — pix2pix's U-Net with skip connections (Isola et al. 2017, §3.2.1).
 * :class:`PixelDiscriminator` (a 1×1 PatchGAN) and :class:`FullImageDiscriminator` (one score per
   image), the two ends of the patch-size spectrum that the PatchGAN chapter compares.
+* :func:`run_at_test_time` — a generator on test images: in eval mode, or as the official test.py
+  runs pix2pix (dropout on, each image normalised with its own statistics).
 
 Module layouts and parameter names equal the official PyTorch implementation's, so the official
 pretrained files load into these classes with ``strict=True`` (see :mod:`cyclegan_edu.pretrained`).
@@ -148,6 +150,45 @@ class UnetGenerator(nn.Module):
             raise ValueError(f"UnetGenerator with {self.num_downs} levels needs height and width divisible by "
                              f"{side}, got {tuple(x.shape[-2:])}")
         return self.model(x)
+
+
+def set_test_time_mode(net: nn.Module, eval_mode: bool) -> nn.Module:
+    """Put a generator in the mode it translates test images in, and return it.
+
+    ``eval_mode=True`` is ``net.eval()``, the official ``--eval``: no dropout, batch norm with the
+    running statistics gathered in training, the same output for the same input. ``eval_mode=False``
+    is what the official test.py does by default and what the pix2pix paper prescribes (Isola et al.
+    2017, §3.3: "we apply dropout at test time, and we apply batch normalization using the statistics
+    of the test batch"): the network stays in training mode, so dropout keeps adding pix2pix's only
+    noise and batch norm normalises with the statistics of the batch it is given. Either way batch
+    norm stops updating its running statistics (``track_running_stats=False``; they are kept, and
+    used in eval mode), so translating never changes the network. For CycleGAN's generators both
+    modes compute the same function: instance norm keeps no running statistics and they have no
+    dropout (the official default ``--no_dropout``), unless built with ``dropout=True``.
+    """
+    for module in net.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.track_running_stats = False
+    return net.train(not eval_mode)
+
+
+def run_at_test_time(net: nn.Module, x: torch.Tensor, eval_mode: bool = True) -> torch.Tensor:
+    """``net(x)`` in :func:`set_test_time_mode`, every module's mode restored afterwards (call it
+    under ``torch.no_grad()``). With ``eval_mode=False`` a network with batch norm translates one
+    image at a time, as the official test.py does (batch size 1), so each image is normalised with
+    its own statistics (instance normalisation, as the pix2pix paper notes) and its output does not
+    depend on the other images of ``x``."""
+    modes = [(m, m.training, getattr(m, "track_running_stats", None)) for m in net.modules()]
+    set_test_time_mode(net, eval_mode)
+    try:
+        if eval_mode or not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m, _, _ in modes):
+            return net(x)
+        return torch.cat([net(image[None]) for image in x])
+    finally:
+        for module, training, track in modes:
+            module.training = training
+            if track is not None:
+                module.track_running_stats = track
 
 
 class NLayerDiscriminator(nn.Module):

@@ -15,26 +15,36 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .networks import ResnetGenerator, UnetGenerator
+from .networks import ResnetGenerator, UnetGenerator, set_test_time_mode
 
 LEGACY_NORM_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
+# How every file torch.save writes begins: a zip archive (PyTorch >= 1.6) or, before, a pickle
+# (protocol 2 and up), the format of the official 2017-19 pretrained files.
+TORCH_FILE_STARTS = (b"PK\x03\x04", b"\x80")
+EXPECTED = "expected a generator's weights, such as an official latest_net_G.pth"
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """A state_dict from ``path`` loaded with ``weights_only=True``, ``module.`` prefixes stripped.
-    A cyclegan_edu training checkpoint is refused with a pointer to ``load_model``."""
+    A cyclegan_edu training checkpoint is refused with a pointer to ``load_model``; an empty file or
+    one that torch.save did not write (text, an HTML error page) with a line naming it."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file {path} does not exist")
+    with path.open("rb") as file:
+        start = file.read(4)
+    if not start.startswith(TORCH_FILE_STARTS):  # torch.load would say "EOFError" or "pop from empty list"
+        what = "is empty" if not start else "is not a file that torch.save wrote"
+        raise ValueError(f"{path} {what}, so not a PyTorch state_dict; {EXPECTED}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated files, pickles with code, not a torch file at all
+    except Exception as err:  # truncated files, pickles with code
         raise ValueError(f"cannot read weights file {path}: {load_error(err)}") from None
     if isinstance(state, dict) and state.get("format", "").startswith("cyclegan_edu.checkpoint"):
         raise ValueError(f"{path} is a cyclegan_edu training checkpoint; load it with --run "
                          "(cyclegan_edu.train.load_model)")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path} does not hold a state_dict (a mapping of names to tensors)")
+        raise ValueError(f"{path} does not hold a state_dict (a mapping of names to tensors); {EXPECTED}")
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
@@ -48,13 +58,21 @@ def load_error(err: Exception) -> str:
 
 
 def load_generator(path: str | os.PathLike, dropout: bool = False, upsample: str = "deconv",
-                   device: str | torch.device = "cpu") -> nn.Module:
-    """A generator with the weights of ``path``, in eval mode, loaded with ``strict=True``.
+                   device: str | torch.device = "cpu", eval_mode: bool | None = None) -> nn.Module:
+    """A generator with the weights of ``path``, loaded with ``strict=True``, ready to translate.
 
     The architecture is read from the keys: a ResNet generator (``model.1.weight`` …; the number of
     residual blocks, ngf and channel counts inferred) or pix2pix's U-Net (``model.model.…``, its depth
     inferred). Legacy InstanceNorm statistics are dropped. Any other mismatch raises ValueError
     naming the missing and unexpected keys.
+
+    ``eval_mode`` chooses how it runs (:func:`~cyclegan_edu.networks.set_test_time_mode`). By default
+    a U-Net runs as the official test.py runs pix2pix's generators (``eval_mode=False``): dropout on,
+    batch norm with the statistics of the batch it is given (test.py gives one image at a time;
+    :func:`~cyclegan_edu.networks.run_at_test_time` does too), its running statistics kept but not
+    used or updated; ``eval_mode=True`` is the official ``--eval``, deterministic. A ResNet (CycleGAN)
+    generator is returned in eval mode by default: without dropout both modes compute the same
+    function for it (instance norm keeps no running statistics).
     """
     state = read_state_dict(path)
     if "model.model.0.weight" in state:
@@ -71,7 +89,9 @@ def load_generator(path: str | os.PathLike, dropout: bool = False, upsample: str
     state = {k: v for k, v in state.items() if k in expected or not k.endswith(LEGACY_NORM_SUFFIXES)}
     _check_keys(path, state, net)
     net.load_state_dict(state, strict=True)
-    return net.to(device).eval()
+    if eval_mode is None:
+        eval_mode = not isinstance(net, UnetGenerator)
+    return set_test_time_mode(net.to(device), eval_mode)
 
 
 def _head_weight(state: dict, path) -> torch.Tensor:

@@ -4,8 +4,9 @@
     python data_scripts/download_cyclegan_dataset.py --list
 
 Run the same command again to resume an interrupted download. A failure is one line on stderr:
-exit status 1 for an unknown name, an existing folder without --force, a network or archive
-problem; 2 for a malformed command line. ``run`` is shared with download_pretrained.py.
+exit status 2 for a request to change (a malformed command line, an unknown name, a bad --timeout
+or --url-base, an existing folder without --force), 1 for a network, server or archive problem
+(as ``cyclegan-edu download``). ``run`` is shared with download_pretrained.py.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Callable
 
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # a plain clone works without `pip install -e .`
 
-from cyclegan_edu.download import DATASETS, download_dataset  # noqa: E402
+from cyclegan_edu.download import DATASETS, DownloadRequestError, download_dataset  # noqa: E402
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -48,7 +49,7 @@ def run(argv: list[str] | None, *, description: str, catalogue: dict[str, str], 
         path = fetch(args.name, args.root, url_base=args.url_base, force=args.force, timeout=args.timeout)
     except OSError as err:  # DownloadError, and a full disk or a folder without write permission
         print("error: " + " ".join(str(err).split()), file=sys.stderr)
-        return 1
+        return 2 if isinstance(err, DownloadRequestError) else 1
     except KeyboardInterrupt:
         print("error: interrupted; run the same command again to resume", file=sys.stderr)
         return 130

@@ -22,7 +22,8 @@ import pytest
 import torch
 
 from cyclegan_edu import cli
-from cyclegan_edu.download import DownloadError, download_dataset, download_file, download_pretrained
+from cyclegan_edu.download import (DownloadError, DownloadRequestError, download_dataset, download_file,
+                                   download_pretrained)
 from cyclegan_edu.networks import ResnetGenerator
 from cyclegan_edu.pretrained import load_generator
 
@@ -383,18 +384,19 @@ def test_dataset_script_downloads(script_runs):
     assert done.stdout == f"saved to {Path('data') / NAME}\n"
 
 
-SCRIPT_ERRORS = {
-    "404": r"error: HTTP 404 Not Found from {url}/monet2photo\.zip; check the name and --url-base",
-    "unknown": r"error: unknown dataset 'horse2cat'; choose one of: apple2orange, .*, horse2zebra, .*",
-    "unknown_pretrained": r"error: unknown pretrained generator 'horse2cat'; choose one of: horse2zebra, .*",
+SCRIPT_ERRORS = {  # id: exit status (as the CLI's: 2 for a request to change, 1 for the server) and stderr
+    "404": (1, r"error: HTTP 404 Not Found from {url}/monet2photo\.zip; check the name and --url-base"),
+    "unknown": (2, r"error: unknown dataset 'horse2cat'; choose one of: apple2orange, .*, horse2zebra, .*"),
+    "unknown_pretrained": (2, r"error: unknown pretrained generator 'horse2cat'; choose one of: horse2zebra, .*"),
 }
 
 
 @pytest.mark.parametrize("key", SCRIPT_ERRORS)
 def test_scripts_fail_with_one_line(script_runs, key):
     done, cwd, url = script_runs[key]
-    assert done.returncode == 1 and done.stdout == ""
-    assert re.fullmatch(SCRIPT_ERRORS[key].format(url=re.escape(url)) + "\n", done.stderr), done.stderr
+    status, error = SCRIPT_ERRORS[key]
+    assert done.returncode == status and done.stdout == ""
+    assert re.fullmatch(error.format(url=re.escape(url)) + "\n", done.stderr), done.stderr
     assert list((cwd / "data").glob("*")) == []
 
 
@@ -407,3 +409,82 @@ def test_cli_download_subcommand(server, tmp_path, capsys):
     assert cli.main(["download", "dataset", NAME, "--root", str(tmp_path), "--url-base", server.url]) == 1
     error = capsys.readouterr().err
     assert re.fullmatch(r"cyclegan-edu: error: HTTP 404 Not Found from \S+/horse2zebra\.zip; .*\n", error)
+
+
+# ---------------------------------------------------------------- time-outs and exit codes
+
+@pytest.mark.parametrize("timeout", [0, -1, float("nan"), float("inf")], ids=["zero", "negative", "nan", "inf"])
+def test_a_bad_timeout_is_named_as_such_not_as_a_bad_url(server, tmp_path, timeout):
+    server.routes["/f.bin"] = {"body": b"a" * 100}
+    server.routes[f"/{NAME}.zip"] = {"body": make_zip(LAYOUT)}
+    expected = rf"timeout {re.escape(repr(timeout))} \(--timeout\): the seconds to wait for the server must be a positive number"
+    for call in (lambda: download_file(server.url + "/f.bin", tmp_path / "f.bin", timeout=timeout, progress=False),
+                 lambda: download_dataset(NAME, tmp_path, url_base=server.url, timeout=timeout, progress=False),
+                 lambda: download_pretrained(NAME, tmp_path, url_base=server.url, timeout=timeout, progress=False)):
+        with pytest.raises(DownloadRequestError, match=expected):
+            call()
+    assert server.requests == [] and list(tmp_path.iterdir()) == []
+
+
+def cli_download(server, tmp_path, *args: str) -> list[str]:
+    return ["download", *args, "--root", str(tmp_path), "--url-base", server.url]
+
+
+@pytest.mark.parametrize("args, error", [
+    (["dataset", "horse2cat"], r"unknown dataset 'horse2cat'; choose one of: apple2orange, .*"),
+    (["pretrained", "nope"], r"unknown pretrained generator 'nope'; choose one of: .*"),
+    (["dataset", NAME, "--timeout", "0"], r"timeout 0\.0 \(--timeout\): .* must be a positive number, e\.g\. --timeout 30"),
+    (["dataset", NAME, "--timeout", "-5"], r"timeout -5\.0 \(--timeout\): .*"),
+    (["pretrained", NAME, "--timeout", "nan"], r"timeout nan \(--timeout\): .*"),
+    (["dataset", "cityscapes"], r"cityscapes cannot be downloaded automatically .*prepare_cityscapes_dataset\.py .*"),
+    (["dataset", NAME], r"\S+/horse2zebra already exists and is not empty; pass --force .*"),
+    (["pretrained", NAME], r"\S+/latest_net_G\.pth already exists; pass --force .*"),
+    (["dataset", "maps", "--url-base", "localhost:1"], r"bad URL 'localhost:1/maps\.zip' \(no http:// or https:// "
+                                                          r"server\); --url-base must start with http:// or https://"),
+    (["dataset", "maps", "--url-base", "http://"], r"bad URL 'http:/maps\.zip' \(no http:// .*"),
+    (["dataset", "maps", "--url-base", "http://127.0.0.1:99999"], r"bad URL \S+ \(Port out of range 0-65535\); .*"),
+    (["pretrained", "sat2map", "--url-base", "http://127.0.0.1:1/my files"], r"bad URL '\S+ files/sat2map\.pth' "
+                                                                            r"\(URL can't contain control characters.*"),
+], ids=["unknown-dataset", "unknown-pretrained", "timeout-0", "timeout-negative", "timeout-nan", "cityscapes",
+        "existing-dataset", "existing-pretrained", "url-base-without-scheme", "url-base-without-server",
+        "url-base-port", "url-base-space"])
+def test_cli_download_user_errors_exit_2_and_fetch_nothing(server, tmp_path, capsys, args, error):
+    """With a copy of horse2zebra (dataset and generator) already there: a bad --timeout is named before it."""
+    server.routes[f"/{NAME}.zip"] = {"body": make_zip(LAYOUT)}
+    server.routes[f"/{NAME}.pth"] = {"body": generator_bytes()[0]}
+    (tmp_path / NAME).mkdir()
+    (tmp_path / NAME / "mine.txt").write_text("my own work")
+    (tmp_path / f"{NAME}_pretrained").mkdir()
+    (tmp_path / f"{NAME}_pretrained" / "latest_net_G.pth").write_text("my own weights")
+    before = files_under(tmp_path)
+    command = ["download", *args, "--root", str(tmp_path)]
+    if "--url-base" not in args:
+        command += ["--url-base", server.url]
+    assert cli.main(command) == 2
+    assert re.fullmatch(rf"cyclegan-edu: error: {error}\n", capsys.readouterr().err)
+    assert server.requests == [] and files_under(tmp_path) == before
+
+
+@pytest.mark.parametrize("route, args, error", [
+    (None, ["dataset", NAME], r"HTTP 404 Not Found from \S+/horse2zebra\.zip; check the name and --url-base"),
+    ({"body": b"a" * 10_000, "mode": "sleep"}, ["dataset", NAME, "--timeout", "0.3"],
+     r"timed out after 0\.3 s waiting for \S+/horse2zebra\.zip; run again to retry"),
+    ({"body": make_zip(LAYOUT, zipfile.ZIP_STORED), "mode": "truncate"}, ["dataset", NAME],
+     r"transfer of \S+/horse2zebra\.zip broke off after \d+ of \d+ bytes; run again to resume"),
+    ({"body": b"<html>not a zip</html>"}, ["dataset", NAME], r"\S+/horse2zebra\.zip is corrupt or incomplete .*"),
+    ({"body": b"<html>not found</html>"}, ["pretrained", NAME], r"\S+/horse2zebra\.pth is not a usable generator, .*"),
+], ids=["http-404", "time-out", "broken-transfer", "corrupt-archive", "not-a-generator"])
+def test_cli_download_network_and_server_failures_exit_1(server, tmp_path, capsys, route, args, error):
+    if route is not None:
+        server.routes[f"/{NAME}.{'zip' if args[0] == 'dataset' else 'pth'}"] = route
+    assert cli.main(cli_download(server, tmp_path, *args)) == 1
+    assert re.fullmatch(rf"cyclegan-edu: error: {error}", capsys.readouterr().err.splitlines()[-1])  # after the progress bar
+
+
+def test_cli_download_without_a_network_exits_1(tmp_path, capsys):
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    assert cli.main(["download", "dataset", NAME, "--root", str(tmp_path), "--url-base", f"http://127.0.0.1:{port}"]) == 1
+    assert re.fullmatch(r"cyclegan-edu: error: cannot reach \S+ \(.*\); no network\? .*toy --list\n",
+                        capsys.readouterr().err)

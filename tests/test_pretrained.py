@@ -85,7 +85,7 @@ def test_unet_file_loads(tmp_path):
     torch.manual_seed(0)
     source = UnetGenerator(3, 3, 6, 4, "batch").eval()
     torch.save({"module." + k: v for k, v in source.state_dict().items()}, tmp_path / "unet.pth")
-    net = load_generator(tmp_path / "unet.pth")
+    net = load_generator(tmp_path / "unet.pth", eval_mode=True)   # the default is pix2pix's test mode
     assert isinstance(net, UnetGenerator) and net.num_downs == 6
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
@@ -95,9 +95,6 @@ def test_unet_file_loads(tmp_path):
 def test_files_that_are_not_generators(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.pth"):
         load_generator(tmp_path / "missing.pth")
-    (tmp_path / "text.pth").write_text("hello")
-    with pytest.raises(ValueError, match=r"cannot read weights file .*text\.pth"):
-        read_state_dict(tmp_path / "text.pth")
     torch.save({"format": "cyclegan_edu.checkpoint/1"}, tmp_path / "checkpoint.pt")
     with pytest.raises(ValueError, match="--run"):
         read_state_dict(tmp_path / "checkpoint.pt")
@@ -111,3 +108,31 @@ def test_pickled_code_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"cannot read weights file .*no code in a file can run") as err:
         load_generator(tmp_path / "code.pth")
     assert "\n" not in str(err.value)
+
+
+EXPECTED = "expected a generator's weights, such as an official latest_net_G.pth"
+
+
+@pytest.mark.parametrize("content, what", [(b"", "is empty"), (b"hello\n", "is not a file that torch.save wrote"),
+                                           (b"abc", "is not a file that torch.save wrote")],
+                         ids=["empty", "text", "three-bytes"])
+def test_empty_and_text_files_are_named_as_not_a_state_dict(tmp_path, content, what):
+    (tmp_path / "latest_net_G.pth").write_bytes(content)  # torch.load: "EOFError", "101", "pop from empty list"
+    with pytest.raises(ValueError) as err:
+        load_generator(tmp_path / "latest_net_G.pth")
+    assert str(err.value) == f"{tmp_path / 'latest_net_G.pth'} {what}, so not a PyTorch state_dict; {EXPECTED}"
+
+
+@pytest.mark.parametrize("content, what", [(b"", "is empty"), (b"<html>404</html>", "is not a file that torch.save wrote")],
+                         ids=["empty", "text"])
+def test_cli_translate_weights_empty_or_text_file_is_one_line_exit_2(tmp_path, capsys, content, what):
+    from PIL import Image
+    from cyclegan_edu import cli
+    weights = tmp_path / "g.pth"
+    weights.write_bytes(content)
+    Image.new("RGB", (8, 8)).save(tmp_path / "x.png")
+    code = cli.main(["translate", "--weights", str(weights), "--input", str(tmp_path / "x.png"),
+                     "--output", str(tmp_path / "out")])
+    assert code == 2
+    assert capsys.readouterr().err == f"cyclegan-edu: error: {weights} {what}, so not a PyTorch state_dict; {EXPECTED}\n"
+    assert not (tmp_path / "out").exists()

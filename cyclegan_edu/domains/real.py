@@ -77,32 +77,40 @@ def _idx_file(folder: Path, stem: str) -> Path | None:
 def fashion_mnist_dir() -> Path:
     """The folder holding the four Fashion-MNIST IDX files.
 
-    Searched: ``$CYCLEGAN_EDU_FASHION_MNIST`` alone when it is set, else the Debian package's folder
-    and the cache. When none has the files and torchvision is installed, it downloads them into the
-    cache (or into ``$CYCLEGAN_EDU_FASHION_MNIST``); otherwise a one-line error says what to install.
+    Searched: ``$CYCLEGAN_EDU_FASHION_MNIST`` when it is set, else the Debian package's folders; then
+    torchvision's download folder ``FashionMNIST/raw`` inside ``$CYCLEGAN_EDU_FASHION_MNIST`` or the
+    cache. There only the unpacked files count: torchvision unpacks an archive after it passed its MD5
+    check, so the leftovers of a broken download are downloaded again, not read. When no folder has
+    the files and torchvision is installed, it downloads them (30 MB). Files neither here nor
+    downloadable raise an OSError whose one line says why and what to do (FileNotFoundError when there
+    is nothing to download with), so that a chapter can catch it and go on without Fashion-MNIST.
     """
+    stems = [stem for pair in FASHION_FILES.values() for stem in pair]
     if os.environ.get(FASHION_ENV):
-        candidates, download_to = [Path(os.environ[FASHION_ENV])], Path(os.environ[FASHION_ENV])
+        download_to = Path(os.environ[FASHION_ENV])
+        installed = [download_to]
     else:
-        download_to = cache_root() / "fashion-mnist"
-        candidates = [*FASHION_DIRS, download_to / "FashionMNIST" / "raw"]
-    for folder in candidates:
-        if all(_idx_file(folder, stem) for stems in FASHION_FILES.values() for stem in stems):
+        installed, download_to = list(FASHION_DIRS), cache_root() / "fashion-mnist"
+    for folder in installed:
+        if all(_idx_file(folder, stem) for stem in stems):
             return folder
-    searched = ", ".join(str(c) for c in candidates)
+    downloaded = download_to / "FashionMNIST" / "raw"  # torchvision's layout under its root folder
+    if all((downloaded / stem).is_file() for stem in stems):
+        return downloaded
+    searched = ", ".join(str(c) for c in [*installed, downloaded])
     try:
         import torchvision
     except ImportError:
         raise FileNotFoundError(f"Fashion-MNIST not found (searched {searched}); {FASHION_HINT}, "
                                 "or `pip install torchvision` to download it (needs a network)") from None
     print(f"Fashion-MNIST not found in {searched}: downloading it with torchvision into {download_to}")
-    try:
-        for train in (True, False):
-            torchvision.datasets.FashionMNIST(str(download_to), train=train, download=True)
+    try:  # one call fetches all four files (it then reads the test split, the smaller one)
+        torchvision.datasets.FashionMNIST(str(download_to), train=False, download=True)
     except Exception as err:  # torchvision raises URLError, RuntimeError, ... when offline
         raise OSError(f"Fashion-MNIST not found (searched {searched}) and the torchvision download failed "
-                      f"({type(err).__name__}: {' '.join(str(err).split())}); {FASHION_HINT}") from None
-    return download_to / "FashionMNIST" / "raw"
+                      f"({type(err).__name__}: {' '.join(str(err).split())}); run this again with a network, "
+                      f"or {FASHION_HINT}") from None
+    return downloaded
 
 
 def fashion_mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
