@@ -56,8 +56,9 @@ def scores(model, folder, task: str, size: int, domain_judge) -> dict[str, float
     return row
 
 
-def run(task: str, preset: str, steps: int, precision: str = "auto") -> tuple[dict, dict, float]:
-    config = get_preset(preset).replace(iters=steps, iters_decay=steps // 2, precision=precision)
+def run(task: str, preset: str, steps: int, precision: str | None = None) -> tuple[dict, dict, float]:
+    config = get_preset(preset).replace(iters=steps, iters_decay=steps // 2,
+                                        **({"precision": precision} if precision else {}))
     size = config.image_size
     folder = domains.get(task, size=size)
     domain_judge = judges.domain_judge(folder, size)
@@ -76,10 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--preset", default="ci")
     parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+    parser.add_argument("--precision", default=None, choices=("auto", "fp32", "bf16", "fp16"),
                         help="autocast precision of training (default: the preset's)")
     args = parser.parse_args(argv)
-    print(f"preset {args.preset}, precision {args.precision}, {args.steps} steps per task; scores of A→B on testA: before → after")
+    print(f"preset {args.preset}, precision {args.precision or get_preset(args.preset).precision}, {args.steps} steps per task; scores of A→B on testA: before → after")
     for task in args.tasks:
         try:
             before, after, seconds = run(task, args.preset, args.steps, args.precision)

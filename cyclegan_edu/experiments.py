@@ -377,18 +377,45 @@ class Results:
             raise ValueError(f"no stored run of {self.experiment.name} variant {variant!r}")
         return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0, len(values)
 
-    def table(self, metrics: list[str], variants: list[str] | None = None, digits: int = 3) -> str:
-        """Mean ± standard deviation over seeds of each metric, one variant a row (seeds in brackets)."""
+    def table(self, metrics: list[str], variants: list[str] | None = None, digits: int = 3,
+              extra: dict[str, dict[str, float]] | None = None) -> str:
+        """Mean ± standard deviation over seeds of each metric, one variant a row, the number of seeds
+        last; ``extra`` rows (label → metric → one value: baselines, references) follow. Chapter 0."""
         keys = variants or [v.key for v in self.variants()]
         labels = {v.key: v.label for v in self.experiment.variants}
-        width = max(len(labels[k]) for k in keys) + 2
-        cells = {k: [self.summary(m, k) for m in metrics] for k in keys}
-        col = max(max(len(m) for m in metrics), 2 * digits + 7) + 2
-        lines = [f"{'':<{width}}" + "".join(f"{m:>{col}}" for m in metrics) + "  seeds"]
+        rows = {}
         for k in keys:
-            lines.append(f"{labels[k]:<{width}}" + "".join(f"{mean:>{col - digits - 5}.{digits}f} ± {std:<.{digits}f}"
-                                                          for mean, std, _ in cells[k]) + f"  {cells[k][0][2]:>5}")
+            stats = [self.summary(m, k) for m in metrics]
+            rows[labels[k]] = [f"{mean:.{digits}f} ± {std:.{digits}f}" for mean, std, _ in stats] + [str(stats[0][2])]
+        for label, values in (extra or {}).items():
+            rows[label] = [f"{values[m]:.{digits}f}" if m in values else "—" for m in metrics] + [""]
+        header = [*metrics, "seeds"]
+        widths = [max(len(h), *(len(r[i]) for r in rows.values())) + 2 for i, h in enumerate(header)]
+        first = max(len(label) for label in rows) + 2
+        lines = [" " * first + "".join(f"{h:>{w}}" for h, w in zip(header, widths))]
+        lines += [f"{label:<{first}}" + "".join(f"{c:>{w}}" for c, w in zip(cells, widths)) for label, cells in rows.items()]
         return "\n".join(lines)
+
+    def curve(self, metric: str, variant: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(steps, mean, standard deviation over seeds) of a score measured during training (the
+        record's ``curve``: the error against the truth at ``CURVE_POINTS`` steps). Chapter 0."""
+        curves = [r["curve"] for (k, _), r in sorted(self.records.items()) if k == variant]
+        if not curves:
+            raise ValueError(f"no stored run of {self.experiment.name} variant {variant!r}")
+        steps = [point["step"] for point in curves[0]]
+        values = np.array([[point[metric] for point in c] for c in curves if [q["step"] for q in c] == steps])
+        spread = values.std(0, ddof=1) if len(values) > 1 else np.zeros(len(steps))
+        return np.array(steps), values.mean(0), spread
+
+    def describe(self) -> str:
+        """One line saying what the stored runs are: scale, networks, steps, seeds. Chapter 0."""
+        first = next(iter(self.records.values()), None)
+        if first is None:
+            return f"{self.experiment.name}: no stored runs at the {self.preset} scale"
+        c = first["config"]
+        return (f"{self.experiment.name}: {len(self.records)} runs at the {self.preset} scale: {c['image_size']} px, "
+                f"G with ngf {c['ngf']} and {c['n_blocks']} blocks, batch {c['batch_size']}, {c['iters']} steps, "
+                f"seeds {', '.join(str(s) for s in sorted({s for _, s in self.records}))}")
 
     def samples(self, variant: str, seed: int | None = None) -> dict[str, "torch.Tensor"]:
         """The stored sample sheet of one run as named rows of images in [-1, 1]."""

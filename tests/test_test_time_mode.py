@@ -30,7 +30,7 @@ def set_running_statistics(net: torch.nn.Module, seed: int = 0) -> None:
 def pix2pix() -> Pix2Pix:
     """64 px, so that the U-Net has 6 levels and one of them dropout (5 levels have none)."""
     torch.manual_seed(0)
-    model = Pix2Pix(get_preset("ci", image_size=64, load_size=64, ngf=4, ndf=4, device="cpu",
+    model = Pix2Pix(get_preset("ci", model="pix2pix", image_size=64, load_size=64, ngf=4, ndf=4, device="cpu",
                                precision="fp32")).setup()
     set_running_statistics(model.G)
     return model
@@ -122,7 +122,7 @@ def write_paired(root, n: int = 4, size: int = 64):
 
 
 def test_cli_translate_of_a_pix2pix_run_is_official_unless_eval_mode(tmp_path):
-    config = get_preset("ci", image_size=64, load_size=64, ngf=4, ndf=4, iters=1, iters_decay=0, batch_size=2,
+    config = get_preset("ci", model="pix2pix", image_size=64, load_size=64, ngf=4, ndf=4, iters=1, iters_decay=0, batch_size=2,
                         device="cpu", precision="fp32")
     Trainer(config, write_paired(tmp_path / "pairs"), out=tmp_path / "run", model="pix2pix", progress=False).fit()
     inputs = tmp_path / "inputs"
