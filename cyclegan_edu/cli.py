@@ -159,8 +159,12 @@ def _cmd_results(args) -> None:
     if not args.name:
         raise ValueError(f"results {args.action} needs an experiment NAME (see: cyclegan-edu results list)")
     if args.action == "run":
-        experiments.run(args.name, args.preset, args.variant, args.seed, progress=not args.no_progress,
-                        force=args.force)
+        try:
+            experiments.run(args.name, args.preset, args.variant, args.seed, progress=not args.no_progress,
+                            force=args.force)
+        except KeyboardInterrupt:
+            print("\ninterrupted; the run's checkpoint is saved: the same command continues it", file=sys.stderr)
+            raise SystemExit(130)
         return
     ok, report = experiments.reproduce(args.name, args.variant, args.seed, progress=not args.no_progress)
     print(report)

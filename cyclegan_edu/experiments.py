@@ -189,14 +189,21 @@ def run(name: str, preset: str | None = None, variant: str | None = None, seed: 
 def run_one(experiment: Experiment, preset: str, variant: Variant, seed: int, path: Path,
             progress: bool = True, checkpoints: Path | None = None) -> Path:
     """Train one run (resuming its checkpoint if one exists), score it and write ``path/run.json`` and
-    ``path/samples.png``. The record is written last and atomically: a stop leaves no half-written run."""
-    from . import __version__, evaluation
-    from .train import Trainer
-    import torch
+    ``path/samples.png``. The record is written last and atomically: a stop leaves no half-written run.
+    Two processes never train the same run: the second gets a clear error naming the first."""
     config = experiment.config(preset, variant, seed)
     folder = task_folder(experiment, variant, config)
     work = (checkpoints or runs_dir() / preset) / experiment.name / variant.key / f"seed{seed}"
     work.mkdir(parents=True, exist_ok=True)
+    with _RunLock(work / "running.pid"):
+        return _train_and_record(experiment, preset, variant, seed, path, progress, config, folder, work)
+
+
+def _train_and_record(experiment: Experiment, preset: str, variant: Variant, seed: int, path: Path,
+                      progress: bool, config: Config, folder: Path, work: Path) -> Path:
+    import torch
+    from . import __version__, evaluation
+    from .train import Trainer
     threads = torch.get_num_threads()
     torch.set_num_threads(THREADS)
     try:
@@ -230,6 +237,37 @@ def run_one(experiment: Experiment, preset: str, variant: Variant, seed: int, pa
     if progress:
         print(f"{experiment.name} {variant.key} seed {seed}: {trainer.step} steps in {train_seconds:.0f} s -> {path}")
     return path
+
+
+class _RunLock:
+    """A lock file holding the pid of the process that trains a run; a lock left by a process that no
+    longer exists (killed) is taken over."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                try:
+                    owner = int(self.path.read_text() or 0)
+                    os.kill(owner, 0)
+                except (ValueError, ProcessLookupError, FileNotFoundError):
+                    self.path.unlink(missing_ok=True)           # stale: its process is gone
+                    continue
+                except PermissionError:
+                    pass
+                raise FileExistsError(f"{self.path.parent} is being trained by process {owner}; wait for it, "
+                                   "or give this command another --seed or --variant") from None
+            with os.fdopen(fd, "w") as f:
+                f.write(str(os.getpid()))
+            return self
+        raise RuntimeError(f"could not lock {self.path}")
+
+    def __exit__(self, *exc):
+        self.path.unlink(missing_ok=True)
 
 
 def _track_curve(trainer, folder: Path, variant: Variant, path: Path) -> list[dict]:

@@ -209,3 +209,19 @@ def test_committed_results_are_current():
         assert (path.parent / "samples.png").exists(), f"{path.parent}: samples.png missing; re-run: {rerun}"
     size = sum(p.stat().st_size for p in experiments.RESULTS_DIR.rglob("*") if p.is_file())
     assert size < 12e6, f"committed results take {size / 1e6:.1f} MB; keep them small (JSON + small PNGs)"
+
+
+def test_two_processes_never_train_the_same_run(tiny, tmp_path):
+    import os
+    v = TINY.variants[0]
+    work = tmp_path / "checkpoints" / "ci" / TINY.name / v.key / "seed0"
+    work.mkdir(parents=True)
+    (work / "running.pid").write_text(str(os.getppid()))          # a live process holds the run
+    with pytest.raises(FileExistsError, match=f"being trained by process {os.getppid()}; wait for it"):
+        experiments.run_one(TINY, "ci", v, 0, tmp_path / "out", progress=False, checkpoints=tmp_path / "checkpoints" / "ci")
+    assert not (tmp_path / "out").exists()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    (work / "running.pid").write_text(str(gone.pid))              # left by a killed process: taken over
+    experiments.run_one(TINY, "ci", v, 0, tmp_path / "out", progress=False, checkpoints=tmp_path / "checkpoints" / "ci")
+    assert (tmp_path / "out" / "run.json").exists() and not (work / "running.pid").exists()
