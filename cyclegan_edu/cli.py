@@ -13,8 +13,14 @@ Every error a user can cause is one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import warnings
 from pathlib import Path
+
+# what `main` reports as a user's error (one line, exit code 2); other OSErrors exit with 1
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,15 +33,32 @@ def _load_size(size: int) -> int:
     return 2 * round(size * 286 / 256 / 2)
 
 
+def _fail(message: str, code: int):
+    """Exit with one line on stderr, as `main` reports errors."""
+    print(f"cyclegan-edu: error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+@contextlib.contextmanager
+def _warnings_as_notes():
+    """Show warnings (data moved since the run started, a skipped image) as one ``note:`` line each."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"cyclegan-edu: note: {message}", file=sys.stderr)
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
 def _cmd_train(args) -> None:
     from .config import Config, get_preset
-    from .train import CHECKPOINT, Trainer, read_checkpoint
+    from .train import CHECKPOINT, CheckpointWriteError, Trainer, TrainingDiverged, read_checkpoint
     changes = {k: v for k, v in {
         "ngf": args.ngf, "ndf": args.ngf, "n_blocks": args.n_blocks, "batch_size": args.batch_size,
         "lambda_cycle": args.lambda_cycle, "lambda_identity": args.lambda_identity,
         "pool_size": args.pool_size, "gan_mode": args.gan_mode, "seed": args.seed, "device": args.device,
         "precision": args.precision, "upsample": args.upsample, "checkpoint_every": args.checkpoint_every,
         "num_workers": args.workers,
+        "checkpoint_minutes": args.checkpoint_minutes, "skip_bad": args.skip_bad,   # TEMP until generated
     }.items() if v is not None}
     if args.size is not None:
         changes.update(image_size=args.size, load_size=_load_size(args.size))
@@ -49,19 +72,39 @@ def _cmd_train(args) -> None:
         config = Config.from_dict(read_checkpoint(checkpoint)["config"]).replace(**changes)
     else:
         config = get_preset(args.preset, **changes)
-    trainer = Trainer(config, args.data, out=args.out, model=args.model, resume=args.resume, force=args.force,
-                      progress=not args.no_progress)
-    print(f"training {args.model} on {args.data} with preset {args.preset or 'default'}: "
-          f"{config.image_size}px, ngf {config.ngf}, {config.n_blocks} blocks, batch {config.batch_size}, "
-          f"steps {trainer.step} → {trainer.total_steps} on {trainer.device}")
-    try:
-        trainer.fit()
-    except KeyboardInterrupt:
-        print(f"\ninterrupted at step {trainer.step}; checkpoint saved. Continue with --resume", file=sys.stderr)
-        raise SystemExit(130)
+    with _warnings_as_notes():
+        trainer = Trainer(config, args.data, out=args.out, model=args.model, resume=args.resume,
+                          force=args.force, progress=not args.no_progress)
+        print(f"training {args.model} on {args.data} with preset {args.preset or 'default'}: "
+              f"{config.image_size}px, ngf {config.ngf}, {config.n_blocks} blocks, batch {config.batch_size}, "
+              f"steps {trainer.step} → {trainer.total_steps} on {trainer.device}")
+        try:
+            trainer.fit()
+        except KeyboardInterrupt as stop:             # Ctrl-C, SIGTERM or SIGHUP: exit code 128 + the signal
+            signum = getattr(stop, "signum", signal.SIGINT)
+            print(f"\n{signal.Signals(signum).name} at step {trainer.step}: stopped; {_saved(trainer)}",
+                  file=sys.stderr)
+            raise SystemExit(128 + signum)
+        except TrainingDiverged as err:
+            _fail(str(err), 1)
+        except CheckpointWriteError:
+            raise
+        except (*USER_ERRORS, OSError) as err:         # e.g. an unreadable image reached mid-run
+            if trainer.checkpoint_step is None:
+                raise
+            _fail(f"{err}; {_saved(trainer)}", 2 if isinstance(err, USER_ERRORS) else 1)
     last = trainer.history[-1] if trainer.history else {}
     print(f"done: {trainer.step} steps; run directory {args.out}; last losses "
           + ", ".join(f"{k} {v:.3f}" for k, v in last.items() if k not in ("step", "epoch", "lr", "seconds")))
+
+
+def _saved(trainer) -> str:
+    """What a stopped run kept, and how to continue it."""
+    if trainer.checkpoint_step is None:
+        return "nothing was saved"
+    if trainer.checkpoint_step == trainer.step:
+        return f"checkpoint of step {trainer.step} saved. Continue with --resume"
+    return f"the checkpoint of step {trainer.checkpoint_step} is kept. Continue with --resume"
 
 
 def _cmd_translate(args) -> None:
@@ -169,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     t.add_argument("--workers", type=int, help="DataLoader worker processes")
     t.add_argument("--checkpoint-every", type=int, help="also save a checkpoint every N steps")
+    t.add_argument("--checkpoint-minutes", type=float, help="also save a checkpoint every M minutes (default 10; 0 = off)")  # TEMP until generated
+    t.add_argument("--skip-bad", action="store_true", default=None, help="skip unreadable training images")  # TEMP until generated
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its checkpoint, with the run's own settings")
     t.add_argument("--force", action="store_true", help="start over in a non-empty --out")
@@ -220,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as err:
+    except USER_ERRORS as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2
     except OSError as err:

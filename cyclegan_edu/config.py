@@ -23,6 +23,7 @@ available and ``cpu`` otherwise.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -86,6 +87,12 @@ class Config:
     log_every: int = 1             # record the losses every k steps
     checkpoint_every: int = 0      # 0: only at the end (and when interrupted)
 
+    # keeping a run safe
+    checkpoint_minutes: float = field(default=10.0, metadata={
+        "help": "also save a checkpoint when this many minutes passed since the last one (0 = off)"})
+    skip_bad: bool = field(default=False, metadata={
+        "help": "skip unreadable training images with a warning instead of stopping the run"})
+
     def __post_init__(self) -> None:
         self.validate()
 
@@ -95,6 +102,10 @@ class Config:
             if not ok:
                 raise ValueError(message)
 
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            need(not isinstance(value, float) or math.isfinite(value),
+                 f"{f.name}={value}: must be a finite number")
         need(self.image_size >= 16 and self.image_size % 4 == 0,
              f"image_size={self.image_size}: use a multiple of 4 of at least 16 "
              "(the generator halves the size twice and doubles it twice)")
@@ -118,6 +129,10 @@ class Config:
         need(0 <= self.iters_decay and (self.iters is None or self.iters_decay <= self.iters),
              f"iters_decay={self.iters_decay}: must lie between 0 and iters={self.iters}")
         need(self.n_epochs >= 0 and self.n_epochs_decay >= 0, "n_epochs and n_epochs_decay must not be negative")
+        need(self.iters is not None or self.n_epochs + self.n_epochs_decay >= 1,
+             f"n_epochs={self.n_epochs} and n_epochs_decay={self.n_epochs_decay}: nothing to train; "
+             "train at least one epoch (or set iters)")
+        need(self.checkpoint_minutes >= 0, f"checkpoint_minutes={self.checkpoint_minutes}: must be 0 (off) or more")
 
     def replace(self, **changes) -> "Config":
         """A copy with some fields changed (and checked again)."""

@@ -53,7 +53,7 @@ def load_image(path: str | os.PathLike) -> Image.Image:
         raise FileNotFoundError(f"image {path} does not exist") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise ValueError(f"cannot read image {path}: {err}. Delete or replace the file, "
-                         "or pass skip_bad=True to skip unreadable images") from None
+                         "or skip unreadable images with --skip-bad (skip_bad=True)") from None
     return to_rgb(img)
 
 
