@@ -85,7 +85,7 @@ class Config:
     channels_last: bool = False
     compile: bool = False
     log_every: int = 1             # record the losses every k steps
-    checkpoint_every: int = 0      # 0: only at the end (and when interrupted)
+    checkpoint_every: int = 0      # 0: off (a run also saves at its end, when stopped, and every checkpoint_minutes)
 
     # keeping a run safe
     checkpoint_minutes: float = field(default=10.0, metadata={

@@ -103,11 +103,9 @@ class Trainer:
             _check_run_dir(self.out, resume, force)
         seed_everything(config.seed, config.deterministic)
         self.device = select_device(config.device)
-        if isinstance(data, Dataset):
-            self.dataset, self.data = data, None
-        else:
-            self.dataset = self._dataset(Path(data))
-            self.data: dict | None = _data_fingerprint(Path(data), self.dataset)
+        self.dataset = data if isinstance(data, Dataset) else self._dataset(Path(data))
+        # which images the run trains on, kept in its checkpoint so that resuming on others is refused
+        self.data_fingerprint = None if isinstance(data, Dataset) else _data_fingerprint(Path(data), self.dataset)
         self.sampler = EpochSampler(len(self.dataset), config.seed)
         self.loader = DataLoader(self.dataset, batch_size=config.batch_size, sampler=self.sampler,
                                  num_workers=config.num_workers, pin_memory=self.device.type == "cuda",
@@ -256,7 +254,7 @@ class Trainer:
             "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
             "history": self.history,
-            "data": self.data,
+            "data": self.data_fingerprint,
         }
 
     def save_checkpoint(self, path: str | os.PathLike | None = None) -> Path:
@@ -275,15 +273,16 @@ class Trainer:
         if own:
             writers[self.out / HISTORY] = lambda file: _write_csv(self.history, file)
             if self.checkpoint_step is None:
-                config = {"model": self.kind, **self.config.to_dict(), "data": self.data}
+                config = {"model": self.kind, **self.config.to_dict(), "data": self.data_fingerprint}
                 writers[self.out / CONFIG] = lambda file: file.write_text(json.dumps(config, indent=2))
-        created = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()][::-1] if own else []
+        created = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()][::-1]
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             _write_all(writers)
         except OSError as err:
-            for folder in reversed(created):      # only what this save created, now empty again
-                folder.rmdir()
+            for folder in reversed(created):      # only what this save created, empty again
+                if folder.exists():
+                    folder.rmdir()
             previous = "the previous checkpoint is intact" if path.exists() else "nothing was written"
             raise CheckpointWriteError(f"could not write checkpoint {path}: {err.strerror or err}; "
                                        f"free space or choose another --out; {previous}") from None
@@ -322,9 +321,10 @@ class Trainer:
 
     def _check_same_data(self, path, saved: dict | None) -> None:
         """Refuse to resume on other images than the run started with; a moved copy is fine."""
-        if saved is None or self.data is None:
+        current = self.data_fingerprint
+        if saved is None or current is None:
             return
-        before, now = saved["folders"], self.data["folders"]
+        before, now = saved["folders"], current["folders"]
         if before != now:
             differences = []
             for name in dict.fromkeys([*before, *now]):
@@ -333,11 +333,11 @@ class Trainer:
                 counts = [(entry or {}).get("images", 0) for entry in (before.get(name), now.get(name))]
                 differences.append(f"{name} {counts[0]} → {counts[1]} images" if counts[0] != counts[1]
                                    else f"{name} other file names or sizes")
-            raise ValueError(f"checkpoint {path} was trained on {saved['path']}, and --data {self.data['path']} "
+            raise ValueError(f"checkpoint {path} was trained on {saved['path']}, and --data {current['path']} "
                              f"holds other images ({', '.join(differences)}); resume with the run's own data, "
                              "or start a new run")
-        if saved["path"] != self.data["path"]:
-            warnings.warn(f"--data {self.data['path']} holds the same images as {saved['path']}, where this run "
+        if saved["path"] != current["path"]:
+            warnings.warn(f"--data {current['path']} holds the same images as {saved['path']}, where this run "
                           "started (moved or copied); continuing with it")
 
     # --- history -----------------------------------------------------------------------------
