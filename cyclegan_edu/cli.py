@@ -89,13 +89,22 @@ def _cmd_train(args) -> None:
             _fail(str(err), 1)
         except CheckpointWriteError:
             raise
-        except (*USER_ERRORS, OSError) as err:         # e.g. an unreadable image reached mid-run
-            if trainer.checkpoint_step is None:
-                raise
-            _fail(f"{err}; {_saved(trainer)}", 2 if isinstance(err, USER_ERRORS) else 1)
+        except (*USER_ERRORS, OSError) as err:         # e.g. an unreadable image, maybe after some steps
+            saved = "" if trainer.checkpoint_step is None else f"; {_saved(trainer)}"
+            _fail(f"{_one_line(err)}{saved}", 2 if isinstance(err, USER_ERRORS) else 1)
     last = trainer.history[-1] if trainer.history else {}
     print(f"done: {trainer.step} steps; run directory {args.out}; last losses "
           + ", ".join(f"{k} {v:.3f}" for k, v in last.items() if k not in ("step", "epoch", "lr", "seconds")))
+
+
+def _one_line(err: Exception) -> str:
+    """The message of ``err`` on one line. An error in a DataLoader worker carries the worker's
+    traceback, whose last line is ``<type>: <the original message>``."""
+    lines = str(err).strip().splitlines() or [""]
+    if len(lines) == 1:
+        return lines[0]
+    prefix = f"{type(err).__name__}: "
+    return lines[-1][len(prefix):] if lines[-1].startswith(prefix) else lines[-1]
 
 
 def _saved(trainer) -> str:

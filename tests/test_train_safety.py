@@ -109,6 +109,15 @@ def test_failed_start_leaves_no_trace_and_the_corrected_command_runs(tiny_folder
     assert code == 0 and read_checkpoint(out)["step"] == 2 and read_checkpoint(out)["config"]["skip_bad"] is True
 
 
+def test_an_unreadable_image_in_a_dataloader_worker_is_one_line(tiny_folder, tmp_path, capsys):
+    bad = with_bad_A_image(tiny_folder, tmp_path / "bad", 5)
+    code, _, err = run_cli(capsys, "train", "--data", bad, "--out", tmp_path / "run", *FAST, "--batch-size", "16",
+                           "--iters", "2", "--workers", "2")
+    line = error_line(err)          # not the worker's traceback
+    assert code == 2 and line.startswith(f"cyclegan-edu: error: cannot read image {bad / 'trainA' / 'a005.png'}")
+    assert "--skip-bad" in line
+
+
 def test_epochs_0_is_refused(tiny_folder, tmp_path, capsys):
     code, _, err = run_cli(capsys, "train", "--data", tiny_folder, "--out", tmp_path / "run", *FAST, "--epochs", "0")
     assert code == 2 and "n_epochs=0" in error_line(err) and "at least one epoch" in err
