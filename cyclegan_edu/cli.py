@@ -221,8 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     t.add_argument("--workers", type=int, help="DataLoader worker processes")
     t.add_argument("--checkpoint-every", type=int, help="also save a checkpoint every N steps")
-    t.add_argument("--checkpoint-minutes", type=float, help="also save a checkpoint every M minutes (default 10; 0 = off)")  # TEMP until generated
-    t.add_argument("--skip-bad", action="store_true", default=None, help="skip unreadable training images")  # TEMP until generated
+    t.add_argument("--checkpoint-minutes", type=float, help="also save every M minutes (0 = off)")  # TEMP until generated
+    t.add_argument("--skip-bad", action="store_true", default=None, help="skip unreadable images")  # TEMP until generated
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its checkpoint, with the run's own settings")
     t.add_argument("--force", action="store_true", help="start over in a non-empty --out")

@@ -18,21 +18,15 @@ import torch
 
 import cyclegan_edu.train as train
 from cyclegan_edu.cli import main
-from cyclegan_edu.config import Config, get_preset
+from cyclegan_edu.config import Config
 from cyclegan_edu.data import EpochSampler, UnpairedImageFolder
 from cyclegan_edu.train import Trainer, read_checkpoint
 from test_cli import run_cli
+from test_train import tiny, without_time
 
 # fast CLI runs: the ci preset with the smallest nets, exact fp32 numbers on the CPU
 FAST = ("--preset", "ci", "--ngf", "4", "--n-blocks", "1", "--device", "cpu", "--precision", "fp32", "--no-progress")
 RUN_FILES = ["checkpoint.pt", "config.json", "history.csv"]
-
-
-def tiny(**changes) -> Config:
-    """Seconds-fast nets; batch 6 over 16 images = 3 steps per epoch."""
-    base = Config(image_size=32, load_size=36, ngf=4, ndf=4, n_blocks=1, batch_size=6, pool_size=10,
-                  iters=8, iters_decay=4, device="cpu", precision="fp32")
-    return base.replace(**changes)
 
 
 def error_line(err: str) -> str:
@@ -49,9 +43,7 @@ def snapshot(run) -> dict[str, bytes]:
 
 def same_run(a: dict, b: dict) -> bool:
     """Same loss history (wall-clock seconds aside) and bit-identical weights."""
-    def losses(history):
-        return [{k: v for k, v in r.items() if k != "seconds"} for r in history]
-    return (losses(a["history"]) == losses(b["history"]) and a["nets"].keys() == b["nets"].keys()
+    return (without_time(a["history"]) == without_time(b["history"]) and a["nets"].keys() == b["nets"].keys()
             and all(torch.equal(a["nets"][k], b["nets"][k]) for k in a["nets"]))
 
 
@@ -238,8 +230,8 @@ def test_sigterm_to_the_cli_saves_and_resume_matches_an_uninterrupted_run(tiny_f
             "--iters", str(steps), "--no-progress"]
     assert main([*argv, "--out", str(tmp_path / "whole")]) == 0
     out = tmp_path / "split"
-    process = subprocess.Popen([sys.executable, "-m", "cyclegan_edu", *argv, "--out", str(out), "--checkpoint-every", "1"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([sys.executable, "-m", "cyclegan_edu", *argv, "--out", str(out),
+                                "--checkpoint-every", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while not (out / "checkpoint.pt").exists():               # written whole, by a rename
         assert process.poll() is None, process.communicate()
@@ -313,7 +305,7 @@ def test_non_finite_flags_give_one_line(tiny_folder, tmp_path, capsys):
 def test_resume_on_other_data_is_refused_and_a_moved_copy_is_fine(tiny_folder, tmp_path, capsys):
     data, run = tmp_path / "data", tmp_path / "run"
     shutil.copytree(tiny_folder, data)
-    assert main(["train", "--data", str(data), "--out", str(run), *FAST, "--iters", "4", "--checkpoint-every", "2"]) == 0
+    assert main(["train", "--data", str(data), "--out", str(run), *FAST, "--iters", "4"]) == 0
     recorded = json.loads((run / "config.json").read_text())["data"]
     assert recorded["path"] == str(data.resolve()) and recorded["folders"]["trainA"]["images"] == 16
     assert read_checkpoint(run)["data"] == recorded
