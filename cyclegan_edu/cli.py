@@ -22,13 +22,19 @@ any command's system errors, such as a full disk.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import signal
 import sys
 import typing
+import warnings
 from pathlib import Path
 
 if typing.TYPE_CHECKING:
     from .config import Config
+
+# what `main` reports as a user's error (one line, exit code 2); other OSErrors exit with 1
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -85,26 +91,71 @@ def train_config(args: argparse.Namespace) -> Config:
     checkpoint = Path(args.out) / CHECKPOINT
     if args.resume and checkpoint.exists():
         # continue with the run's own settings; options given here must agree with them (Trainer checks)
-        return Config.from_dict(read_checkpoint(checkpoint)["config"]).replace(**changes)
+        return Config.from_dict(read_checkpoint(checkpoint)["config"], args.model).replace(**changes)
     return get_preset(args.preset, model=args.model, **changes)
 
 
+def _fail(message: str, code: int):
+    """Exit with one line on stderr, as `main` reports errors."""
+    print(f"cyclegan-edu: error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+@contextlib.contextmanager
+def _warnings_as_notes():
+    """Show warnings (data moved since the run started, a skipped image) as one ``note:`` line each."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"cyclegan-edu: note: {message}", file=sys.stderr)
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
 def _cmd_train(args) -> None:
-    from .train import Trainer
+    from .train import CheckpointWriteError, Trainer, TrainingDiverged
     config = train_config(args)
-    trainer = Trainer(config, args.data, out=args.out, model=args.model, resume=args.resume, force=args.force,
-                      progress=not args.no_progress)
-    print(f"training {args.model} on {args.data} with preset {args.preset or 'default'}: "
-          f"{config.image_size}px, ngf {config.ngf}, {config.n_blocks} blocks, batch {config.batch_size}, "
-          f"steps {trainer.step} → {trainer.total_steps} on {trainer.device}")
-    try:
-        trainer.fit()
-    except KeyboardInterrupt:
-        print(f"\ninterrupted at step {trainer.step}; checkpoint saved. Continue with --resume", file=sys.stderr)
-        raise SystemExit(130)
+    with _warnings_as_notes():
+        trainer = Trainer(config, args.data, out=args.out, model=args.model, resume=args.resume,
+                          force=args.force, progress=not args.no_progress)
+        print(f"training {args.model} on {args.data} with preset {args.preset or 'default'}: "
+              f"{config.image_size}px, ngf {config.ngf}, {config.n_blocks} blocks, batch {config.batch_size}, "
+              f"steps {trainer.step} → {trainer.total_steps} on {trainer.device}")
+        try:
+            trainer.fit()
+        except KeyboardInterrupt as stop:             # Ctrl-C, SIGTERM or SIGHUP: exit code 128 + the signal
+            signum = getattr(stop, "signum", signal.SIGINT)
+            print(f"\n{signal.Signals(signum).name} at step {trainer.step}: stopped; {_saved(trainer)}",
+                  file=sys.stderr)
+            raise SystemExit(128 + signum)
+        except TrainingDiverged as err:
+            _fail(str(err), 1)
+        except CheckpointWriteError:
+            raise
+        except (*USER_ERRORS, OSError) as err:         # e.g. an unreadable image, maybe after some steps
+            saved = "" if trainer.checkpoint_step is None else f"; {_saved(trainer)}"
+            _fail(f"{_one_line(err)}{saved}", 2 if isinstance(err, USER_ERRORS) else 1)
     last = trainer.history[-1] if trainer.history else {}
     print(f"done: {trainer.step} steps; run directory {args.out}; last losses "
           + ", ".join(f"{k} {v:.3f}" for k, v in last.items() if k not in ("step", "epoch", "lr", "seconds")))
+
+
+def _one_line(err: Exception) -> str:
+    """The message of ``err`` on one line. An error in a DataLoader worker carries the worker's
+    traceback, whose last line is ``<type>: <the original message>``."""
+    lines = str(err).strip().splitlines() or [""]
+    if len(lines) == 1:
+        return lines[0]
+    prefix = f"{type(err).__name__}: "
+    return lines[-1][len(prefix):] if lines[-1].startswith(prefix) else lines[-1]
+
+
+def _saved(trainer) -> str:
+    """What a stopped run kept, and how to continue it."""
+    if trainer.checkpoint_step is None:
+        return "nothing was saved"
+    if trainer.checkpoint_step == trainer.step:
+        return f"checkpoint of step {trainer.step} saved. Continue with --resume"
+    return f"the checkpoint of step {trainer.checkpoint_step} is kept. Continue with --resume"
 
 
 def _cmd_translate(args) -> None:
@@ -253,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as err:
+    except USER_ERRORS as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2
     except OSError as err:

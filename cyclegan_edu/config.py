@@ -27,6 +27,7 @@ available and ``cpu`` otherwise.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -109,8 +110,13 @@ class Config:
     channels_last: bool = _setting(False, "channels-last memory layout (faster on recent GPUs)")
     compile: bool = _setting(False, "torch.compile the networks")
     log_every: int = _setting(1, "record the losses every k steps")
-    checkpoint_every: int = _setting(0, "also save a checkpoint every k steps (0: only at the end and when "
-                                        "interrupted)")
+    checkpoint_every: int = _setting(0, "also save a checkpoint every k steps (0 = off; a run also saves at its "
+                                        "end, when stopped, and every checkpoint_minutes)")
+
+    # keeping a run safe
+    checkpoint_minutes: float = _setting(10.0, "also save a checkpoint when this many minutes passed since the "
+                                               "last one (0 = off)")
+    skip_bad: bool = _setting(False, "skip unreadable training images with a warning instead of stopping the run")
 
     def __post_init__(self) -> None:
         self.validate()
@@ -121,6 +127,10 @@ class Config:
             if not ok:
                 raise ValueError(message)
 
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            need(not isinstance(value, float) or math.isfinite(value),
+                 f"{f.name}={value}: must be a finite number")
         need(self.image_size % 4 == 0,
              f"image_size={self.image_size}: use a multiple of 4 "
              "(the generator halves the size twice and doubles it twice)")
@@ -150,6 +160,10 @@ class Config:
         need(0 <= self.iters_decay and (self.iters is None or self.iters_decay <= self.iters),
              f"iters_decay={self.iters_decay}: must lie between 0 and iters={self.iters}")
         need(self.n_epochs >= 0 and self.n_epochs_decay >= 0, "n_epochs and n_epochs_decay must not be negative")
+        need(self.iters is not None or self.n_epochs + self.n_epochs_decay >= 1,
+             f"n_epochs={self.n_epochs} and n_epochs_decay={self.n_epochs_decay}: nothing to train; "
+             "train at least one epoch (or set iters)")
+        need(self.checkpoint_minutes >= 0, f"checkpoint_minutes={self.checkpoint_minutes}: must be 0 (off) or more")
 
     def replace(self, **changes) -> "Config":
         """A copy with some fields changed (and checked again)."""

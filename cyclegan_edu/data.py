@@ -261,7 +261,7 @@ class _FolderDataset(Dataset):
                 return self._load(path, domain), path
             except ValueError as err:
                 if not self.skip_bad:
-                    raise ValueError(f"{err}, or pass skip_bad=True to skip unreadable images") from None
+                    raise ValueError(f"{err}, or skip unreadable images with --skip-bad (skip_bad=True)") from None
                 warnings.warn(f"skipping unreadable image: {err}")
         raise ValueError(f"no readable image among {len(paths)} files in {paths[0].parent}")
 

@@ -5,12 +5,19 @@ constant for ``n_epochs`` and then decayed linearly towards zero over ``n_epochs
 epochs in the paper). Short runs use the same rule counted in steps (``iters``, ``iters_decay``).
 
 A run directory holds ``config.json``, ``checkpoint.pt`` (everything needed to continue: nets,
-optimizers, schedulers, image pools, random states, step, history) and ``history.csv``. Resuming
-gives the same losses and weights as a run that was never interrupted.
+optimizers, schedulers, image pools, random states, step, history, and which data it trains on) and
+``history.csv``. Resuming gives the same losses and weights as a run that was never interrupted.
+
+Nothing a user has is lost. Everything is checked before a file is written, and the run directory
+appears with the first checkpoint, which is also when ``force`` replaces an older run: a start that
+fails leaves ``out`` as it was. Checkpoints are written whole or not at all. A stop (Ctrl-C, SIGTERM,
+SIGHUP) or an error between two steps saves the steps done; a NaN or infinite loss stops the run
+without overwriting the last good checkpoint; and a checkpoint is saved every ``checkpoint_minutes``.
 """
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import os
@@ -18,6 +25,7 @@ import random
 import signal
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -32,9 +40,29 @@ from .models import TranslationModel, build_model
 from .pretrained import load_error
 from .devices import select_device
 
-CHECKPOINT = "checkpoint.pt"
+CHECKPOINT, CONFIG, HISTORY = "checkpoint.pt", "config.json", "history.csv"
 # settings that may differ when a run is resumed: where and how fast it runs, not what it computes
-RESUMABLE_CHANGES = {"device", "num_workers", "checkpoint_every", "compile", "channels_last"}
+# (skip_bad only decides what an unreadable image does, which would otherwise have stopped the run)
+RESUMABLE_CHANGES = {"device", "num_workers", "checkpoint_every", "checkpoint_minutes", "compile", "channels_last",
+                     "skip_bad"}
+# stop a run after its current step, with a checkpoint: Ctrl-C, `kill` or a job scheduler, a closed terminal
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+class Stopped(KeyboardInterrupt):
+    """Training was stopped by the signal ``signum`` (a KeyboardInterrupt, as Ctrl-C always was)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite: the weights are lost, the last good checkpoint is kept."""
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (a full disk, ...); the previous one is intact."""
 
 
 def linear_decay(t: int, n_constant: int, n_decay: int) -> float:
@@ -62,7 +90,9 @@ class Trainer:
 
     ``data`` is a folder in the official layout (or a Dataset yielding ``{"A", "B"}`` dicts).
     ``out`` (optional) is the run directory; an existing non-empty one is refused unless
-    ``resume=True`` (continue it) or ``force=True`` (start again, replacing its files).
+    ``resume=True`` (continue it) or ``force=True`` (start again: its files are replaced when the new
+    run saves its first checkpoint, so a start that fails keeps them). Nothing is written to ``out``
+    before that first checkpoint.
     """
 
     def __init__(self, config: Config, data: str | os.PathLike | Dataset, out: str | os.PathLike | None = None,
@@ -70,10 +100,12 @@ class Trainer:
         self.config, self.kind, self.progress = config, model, progress
         self.out = Path(out) if out is not None else None
         if self.out is not None:
-            _claim_run_dir(self.out, resume, force)
+            _check_run_dir(self.out, resume, force)
         seed_everything(config.seed, config.deterministic)
         self.device = select_device(config.device)
         self.dataset = data if isinstance(data, Dataset) else self._dataset(Path(data))
+        # which images the run trains on, kept in its checkpoint so that resuming on others is refused
+        self.data_fingerprint = None if isinstance(data, Dataset) else _data_fingerprint(Path(data), self.dataset)
         self.sampler = EpochSampler(len(self.dataset), config.seed)
         self.loader = DataLoader(self.dataset, batch_size=config.batch_size, sampler=self.sampler,
                                  num_workers=config.num_workers, pin_memory=self.device.type == "cuda",
@@ -89,16 +121,19 @@ class Trainer:
         self.step = 0
         self.history: list[dict] = []
         self.callbacks: list[tuple[int, Callable]] = []
+        # the step of the checkpoint in ``out``; None until this run saves one (``out`` is untouched till then)
+        self.checkpoint_step: int | None = None
+        self._between_steps = True        # False while a step updates the state: no checkpoint of half a step
+        self._last_save = time.monotonic()
         if resume and self.out is not None and (self.out / CHECKPOINT).exists():
             self.load_checkpoint(self.out / CHECKPOINT)
-        elif self.out is not None:
-            (self.out / "config.json").write_text(json.dumps({"model": model, **config.to_dict()}, indent=2))
+            self.checkpoint_step = self.step
 
     def _dataset(self, root: Path) -> Dataset:
         c = self.config
         cls = PairedImageFolder if self.kind == "pix2pix" else UnpairedImageFolder
         return cls(root, "train", c.image_size, c.load_size, c.preprocess, c.flip, c.seed,
-                   cache=c.image_size <= 128, input_nc=c.input_nc, output_nc=c.output_nc,
+                   cache=c.image_size <= 128, skip_bad=c.skip_bad, input_nc=c.input_nc, output_nc=c.output_nc,
                    direction=c.direction)
 
     def _lr_factor(self, t: int) -> float:
@@ -124,35 +159,46 @@ class Trainer:
     def fit(self, steps: int | None = None) -> list[dict]:
         """Train until the schedule ends, or for ``steps`` more steps; returns the history.
 
-        Interrupting (Ctrl-C, or the notebook's stop button) saves a checkpoint first when the run
-        has a directory, so ``resume=True`` continues where it stopped.
+        With a run directory nothing done is lost, so ``resume=True`` continues where it stopped: a
+        stop (Ctrl-C, the notebook's stop button, SIGTERM, SIGHUP) waits for the running step to end
+        and saves a checkpoint before it is raised as :class:`Stopped` (a second one stops at once,
+        without saving); any other error between two steps (an unreadable image, say) saves the steps
+        done before it is re-raised; an error inside a step saves nothing, the state being half
+        updated. A NaN or infinite loss raises :class:`TrainingDiverged` and keeps the last good
+        checkpoint. Checkpoints are also saved every ``checkpoint_every`` steps and
+        ``checkpoint_minutes`` minutes.
         """
         end = self.total_steps if steps is None else min(self.total_steps, self.step + steps)
         bar = tqdm(total=end, initial=self.step, desc=f"{self.kind} {self.config.image_size}px",
                    disable=not self.progress, unit="step")
-        interrupt = _InterruptBetweenSteps()
-        try:
-            with interrupt:
+        self._last_save = time.monotonic()
+        stop = _StopBetweenSteps()
+        with stop:                          # also while saving: a stop then waits for the file to be whole
+            try:
                 while self.step < end:
-                    self._run_epoch(end, bar, interrupt)
-        except KeyboardInterrupt:
-            if self.out is not None and not interrupt.forced:
-                self.save_checkpoint()
-            raise
-        finally:
-            bar.close()
-        if self.out is not None:
-            self.save_checkpoint()
+                    self._run_epoch(end, bar, stop)
+                if self.out is not None:
+                    self.save_checkpoint()
+            except BaseException as err:
+                if (self.out is not None and self._between_steps and not stop.forced
+                        and not isinstance(err, CheckpointWriteError) and self.step != (self.checkpoint_step or 0)):
+                    self.save_checkpoint()
+                raise
+            finally:
+                bar.close()
         return self.history
 
-    def _run_epoch(self, end: int, bar, interrupt: "_InterruptBetweenSteps") -> None:
+    def _run_epoch(self, end: int, bar, stop: "_StopBetweenSteps") -> None:
         epoch, offset = divmod(self.step, self.steps_per_epoch)
         self.sampler.set_epoch(epoch, start=offset * self.config.batch_size)
         if hasattr(self.dataset, "set_epoch"):
             self.dataset.set_epoch(epoch)
         started = time.perf_counter()
         for batch in self.loader:
+            stop.check()                    # asked to stop while the batch was loading
+            self._between_steps = False
             losses = self.model.step(batch["A"], batch["B"])
+            self._check_finite(losses)
             self.step += 1
             record = {"step": self.step, "epoch": epoch, "lr": self.learning_rate(), **losses,
                       "seconds": time.perf_counter() - started}
@@ -162,17 +208,32 @@ class Trainer:
                 self._step_schedulers()
             if self.step % self.config.log_every == 0 or self.step == end:
                 self.history.append(record)
+            self._between_steps = True
             bar.update(1)
             bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items() if k in ("G_total", "D_A", "D_B", "D")})
             for every, fn in self.callbacks:
                 if self.step % every == 0:
                     fn(self, record)
-            if self.out is not None and self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0:
+            if self.out is not None and self._checkpoint_due():
                 self.save_checkpoint()
-            interrupt.check()
+            stop.check()
             if self.step >= end:
                 break
             started = time.perf_counter()
+
+    def _check_finite(self, losses: dict[str, float]) -> None:
+        """Stop at a NaN or infinite loss (the model's step returns floats, so this costs no sync)."""
+        for name, value in losses.items():
+            if not math.isfinite(value):
+                kept = ("nothing was saved" if self.checkpoint_step is None
+                        else f"the last good checkpoint (step {self.checkpoint_step}) is kept")
+                raise TrainingDiverged(f"step {self.step + 1}: loss {name} is {value}; {kept}; "
+                                       "start again with a lower learning rate (lr)")
+
+    def _checkpoint_due(self) -> bool:
+        c = self.config
+        return bool(c.checkpoint_every and self.step % c.checkpoint_every == 0
+                    or c.checkpoint_minutes and time.monotonic() - self._last_save >= 60 * c.checkpoint_minutes)
 
     def _step_schedulers(self) -> None:
         for scheduler in self.schedulers.values():
@@ -194,23 +255,41 @@ class Trainer:
             "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
             "history": self.history,
+            "data": self.data_fingerprint,
         }
 
     def save_checkpoint(self, path: str | os.PathLike | None = None) -> Path:
-        """Write everything needed to continue, atomically (temporary file, then ``os.replace``)."""
+        """Write everything needed to continue, whole or not at all: each file is written under a
+        temporary name, then all are renamed over the old ones. The run's own checkpoint also writes
+        ``history.csv`` and, the first time, the run directory and ``config.json`` (replacing an older
+        run's files, with ``force``). A failed write raises :class:`CheckpointWriteError` and leaves
+        the previous files as they were."""
         if path is None:
             if self.out is None:
                 raise ValueError("this Trainer has no run directory; pass a path to save_checkpoint")
             path = self.out / CHECKPOINT
         path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
+        writers: dict[Path, Callable[[Path], None]] = {path: lambda file: _torch_save(self.state_dict(), file)}
+        own = self.out is not None and path == self.out / CHECKPOINT
+        if own:
+            writers[self.out / HISTORY] = lambda file: _write_csv(self.history, file)
+            if self.checkpoint_step is None:
+                config = {"model": self.kind, **self.config.to_dict(), "data": self.data_fingerprint}
+                writers[self.out / CONFIG] = lambda file: file.write_text(json.dumps(config, indent=2))
+        created = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()][::-1]
         try:
-            torch.save(self.state_dict(), tmp)
-            os.replace(tmp, path)
-        finally:                                  # a failed write leaves the previous checkpoint, no debris
-            tmp.unlink(missing_ok=True)
-        if self.out is not None and path.parent == self.out:
-            self.export_history(self.out / "history.csv")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_all(writers)
+        except OSError as err:
+            for folder in reversed(created):      # only what this save created, empty again
+                if folder.exists():
+                    folder.rmdir()
+            previous = "the previous checkpoint is intact" if path.exists() else "nothing was written"
+            raise CheckpointWriteError(f"could not write checkpoint {path}: {err.strerror or err}; "
+                                       f"free space or choose another --out; {previous}") from None
+        if own:
+            self.checkpoint_step = self.step
+        self._last_save = time.monotonic()
         return path
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:
@@ -224,6 +303,7 @@ class Trainer:
         if changed:
             raise ValueError(f"checkpoint {path} was trained with other settings ({', '.join(changed)}); "
                              "resume with the run's own settings, or start a new run")
+        self._check_same_data(path, state.get("data"))   # older checkpoints have no "data"
         self.model.load_state_dict(state["nets"])
         for k, opt in self.model.optimizers.items():
             opt.load_state_dict(state["optimizers"][k])
@@ -240,48 +320,137 @@ class Trainer:
         self.step = state["step"]
         self.history = list(state["history"])
 
+    def _check_same_data(self, path, saved: dict | None) -> None:
+        """Refuse to resume on other images than the run started with; a moved copy is fine."""
+        current = self.data_fingerprint
+        if saved is None or current is None:
+            return
+        before, now = saved["folders"], current["folders"]
+        if before != now:
+            differences = []
+            for name in dict.fromkeys([*before, *now]):
+                if before.get(name) == now.get(name):
+                    continue
+                counts = [(entry or {}).get("images", 0) for entry in (before.get(name), now.get(name))]
+                differences.append(f"{name} {counts[0]} → {counts[1]} images" if counts[0] != counts[1]
+                                   else f"{name} other file names or sizes")
+            raise ValueError(f"checkpoint {path} was trained on {saved['path']}, and --data {current['path']} "
+                             f"holds other images ({', '.join(differences)}); resume with the run's own data, "
+                             "or start a new run")
+        if saved["path"] != current["path"]:
+            warnings.warn(f"--data {current['path']} holds the same images as {saved['path']}, where this run "
+                          "started (moved or copied); continuing with it")
+
     # --- history -----------------------------------------------------------------------------
     def export_history(self, path: str | os.PathLike) -> Path:
         """Write the loss history as CSV (``.csv``) or JSON (any other suffix)."""
         path = Path(path)
         if path.suffix == ".csv":
-            columns = list(dict.fromkeys(k for record in self.history for k in record))
-            with open(path, "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=columns)
-                writer.writeheader()
-                writer.writerows(self.history)
+            _write_csv(self.history, path)
         else:
             path.write_text(json.dumps(self.history, indent=1))
         return path
 
 
-class _InterruptBetweenSteps:
-    """Hold Ctrl-C (SIGINT, also the notebook's stop button) until the running step is complete, so
-    the checkpoint written on interruption holds whole steps and resuming matches an uninterrupted
-    run. A second Ctrl-C stops at once, without a checkpoint."""
+def _write_csv(history: list[dict], path: Path) -> None:
+    columns = list(dict.fromkeys(k for record in history for k in record))
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(history)
+
+
+class _StopBetweenSteps:
+    """Hold Ctrl-C (SIGINT, also the notebook's stop button), SIGTERM (``kill``, job schedulers) and
+    SIGHUP (a closed terminal) until the running step is complete, so the checkpoint written on
+    stopping holds whole steps and resuming matches an uninterrupted run. A second signal stops at
+    once, without a checkpoint. A signal ignored when training starts (``nohup``) stays ignored."""
 
     def __init__(self):
-        self.requested = self.forced = False
-        self.previous = None
+        self.signum: int | None = None
+        self.forced = False
+        self.previous: dict = {}
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():   # signals reach the main thread only
-            self.previous = signal.signal(signal.SIGINT, self._handle)
+            for signum in STOP_SIGNALS:
+                if signal.getsignal(signum) is not signal.SIG_IGN:
+                    self.previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def _handle(self, signum, frame):
-        if self.requested:
+        if self.signum is not None:
             self.forced = True
-            raise KeyboardInterrupt
-        self.requested = True
+            raise Stopped(signum)
+        self.signum = signum
 
     def check(self) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
+        if self.signum is not None:
+            raise Stopped(self.signum)
 
     def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for signum, handler in self.previous.items():
+            # None: a handler installed outside Python, which cannot be put back; the default is closest
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+
+
+class _KeepWriteError:
+    """A file wrapper that keeps the OSError of a failed write, which ``torch.save`` swallows."""
+
+    def __init__(self, file):
+        self.file, self.error = file, None
+
+    def write(self, data) -> int:
+        try:
+            return self.file.write(data)
+        except OSError as err:
+            self.error = err
+            raise
+
+    def flush(self) -> None:
+        self.file.flush()
+
+
+def _torch_save(state: dict, path: Path) -> None:
+    """``torch.save`` to ``path``, on the disk when it returns. torch reports a failed write (a full
+    disk) as a RuntimeError without the reason; this raises the OSError behind it instead."""
+    with open(path, "wb") as f:
+        writer = _KeepWriteError(f)
+        try:
+            torch.save(state, writer)
+        except RuntimeError:
+            if writer.error is None:
+                raise
+            raise writer.error from None
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _write_all(writers: dict[Path, Callable[[Path], None]]) -> None:
+    """Write each file under ``<name>.tmp``, then rename them all over the targets: a failure leaves
+    the targets as they were and no temporary file behind."""
+    temporary = {target: target.with_name(target.name + ".tmp") for target in writers}
+    try:
+        for target, write in writers.items():
+            write(temporary[target])
+        for target, tmp in temporary.items():
+            os.replace(tmp, target)
+    finally:
+        for tmp in temporary.values():
+            tmp.unlink(missing_ok=True)
+
+
+def _data_fingerprint(root: Path, dataset: Dataset) -> dict:
+    """What a run trains on, cheap to compare (no image is read): the folder's resolved path and, per
+    image folder, the number of images and a hash of their sorted names and sizes."""
+    groups = [dataset.A_paths, dataset.B_paths] if isinstance(dataset, UnpairedImageFolder) else [dataset.paths]
+    folders = {}
+    for paths in groups:                      # sorted by name (list_images)
+        digest = hashlib.sha1()
+        for p in paths:
+            digest.update(f"{p.name}\t{p.stat().st_size}\n".encode())
+        folders[paths[0].parent.name] = {"images": len(paths), "sha1": digest.hexdigest()}
+    return {"path": str(root.resolve()), "folders": folders}
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
@@ -313,16 +482,14 @@ def load_model(run: str | os.PathLike, device: str = "auto") -> TranslationModel
     return model.setup()
 
 
-def _claim_run_dir(out: Path, resume: bool, force: bool) -> None:
+def _check_run_dir(out: Path, resume: bool, force: bool) -> None:
+    """Refuse a run directory that would mix two runs. Writes nothing: the directory appears with the
+    run's first checkpoint."""
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"--out {out} is a file, not a directory")
     if out.exists() and any(out.iterdir()) and not (resume or force):
         raise FileExistsError(f"run directory {out} is not empty; pass --resume to continue it, "
                               "--force to start over in it, or choose another --out")
-    if force and not resume:
-        for name in (CHECKPOINT, "history.csv", "config.json"):
-            (out / name).unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
 
 
 RUNS_ENV = "CYCLEGAN_EDU_RUNS"
@@ -341,7 +508,6 @@ def train_or_load(name: str, config: Config, data: str | os.PathLike, model: str
     the data folder, so changing any knob trains afresh and nothing stale is reused. An interrupted
     run is resumed. Returns the trained model and its loss history.
     """
-    import hashlib
     key = json.dumps({"model": model, "data": str(Path(data).resolve()), **config.to_dict()}, sort_keys=True)
     out = Path(root or runs_root()) / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
     checkpoint = out / CHECKPOINT

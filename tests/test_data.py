@@ -201,7 +201,8 @@ def _folder_with_a_bad_first_image(root):
 
 def test_bad_image_raises_unless_skip_bad(tmp_path):
     root = _folder_with_a_bad_first_image(tmp_path)
-    with pytest.raises(ValueError, match=r"trainA/0\.png.*delete or replace the file, or pass skip_bad=True"):
+    with pytest.raises(ValueError, match=r"trainA/0\.png.*delete or replace the file, or skip unreadable images "
+                                         r"with --skip-bad \(skip_bad=True\)"):
         UnpairedImageFolder(root, image_size=32, load_size=32)[0]
     skipping = UnpairedImageFolder(root, image_size=32, load_size=32, skip_bad=True)
     with pytest.warns(UserWarning, match=r"skipping unreadable image.*0\.png"):

@@ -137,17 +137,21 @@ def test_non_empty_run_directory_is_protected(tiny_folder, tmp_path):
     with pytest.raises(FileExistsError, match=r"run.*is not empty.*--resume.*--force"):
         Trainer(tiny(), tiny_folder, out=out, progress=False)
     assert (out / "notes.txt").exists() and not (out / "config.json").exists()
-    Trainer(tiny(), tiny_folder, out=out, force=True, progress=False)
-    assert (out / "config.json").exists()
+    Trainer(tiny(), tiny_folder, out=out, force=True, progress=False).fit(1)
+    assert (out / "config.json").exists() and (out / "notes.txt").exists()
     (tmp_path / "file").write_text("")
     with pytest.raises(FileExistsError, match="is a file"):
         Trainer(tiny(), tiny_folder, out=tmp_path / "file", progress=False)
 
 
-def test_force_starts_over(tiny_folder, tmp_path):
+def test_force_starts_over_and_replaces_the_old_run_at_its_first_checkpoint(tiny_folder, tmp_path):
     Trainer(tiny(), tiny_folder, out=tmp_path / "run", progress=False).fit(2)
-    again = Trainer(tiny(), tiny_folder, out=tmp_path / "run", force=True, progress=False)
-    assert again.step == 0 and not (tmp_path / "run" / "checkpoint.pt").exists()
+    again = Trainer(tiny(lambda_cycle=5.0), tiny_folder, out=tmp_path / "run", force=True, progress=False)
+    assert again.step == 0 and read_checkpoint(tmp_path / "run")["step"] == 2      # the old run, untouched so far
+    again.fit(1)
+    assert read_checkpoint(tmp_path / "run")["step"] == 1
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["lambda_cycle"] == 5.0
+    assert (tmp_path / "run" / "history.csv").read_text().count("\n") == 2
 
 
 def test_checkpoint_files_and_weights_only_loading(tiny_folder, tmp_path):
@@ -182,8 +186,7 @@ def test_failed_checkpoint_write_keeps_the_previous_one_and_leaves_no_temp_file(
     before = (tmp_path / "run" / "checkpoint.pt").read_bytes()
 
     def broken_save(obj, f, *args, **kwargs):
-        with open(f, "wb") as handle:
-            handle.write(b"half a checkpoint")
+        f.write(b"half a checkpoint")
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", broken_save)
