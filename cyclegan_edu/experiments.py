@@ -45,7 +45,7 @@ RESULTS_DIR = Path(__file__).parent / "results"
 COMMITTED_PRESET = "cpu"
 CI_STEPS = 6                  # training steps of every run in the ci preset: the code path, not the result
 CI_SEEDS = 2                  # seeds per variant in the ci preset (a spread needs two)
-HISTORY_POINTS = 200          # loss-history records kept per run
+HISTORY_POINTS = 100          # loss-history records kept per run (4 significant digits)
 CURVE_POINTS = 10             # times during a run that the error against the truth is measured
 THREADS = 1                   # CPU threads of an experiment run: deterministic whatever the machine's core
                               # count; run several at once (one --seed each) to use more cores
@@ -215,8 +215,10 @@ def _train_and_record(experiment: Experiment, preset: str, variant: Variant, see
         started = time.perf_counter()
         scores = evaluation.evaluate(trainer.model, folder, experiment.task, config.image_size, variant.model,
                                      config.direction)
-        rows = evaluation.samples(trainer.model, folder, config.image_size, variant.model, config.direction)
+        rows = sheet_rows(evaluation.samples(trainer.model, folder, config.image_size, variant.model,
+                                             config.direction), first_seed=seed == experiment.seeds[0])
         eval_seconds = time.perf_counter() - started
+        where = machine(config)                        # while this run's thread count is in force
     finally:
         torch.set_num_threads(threads)
     record = {
@@ -226,7 +228,7 @@ def _train_and_record(experiment: Experiment, preset: str, variant: Variant, see
         "metrics": scores, "steps": trainer.step, "train_seconds": round(train_seconds, 1),
         "eval_seconds": round(eval_seconds, 1),
         "history": _subsample(trainer.history), "curve": curve, "samples": list(rows),
-        "package_version": __version__, "git": _git_commit(), "machine": machine(config),
+        "package_version": __version__, "git": _git_commit(), "machine": where,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     path.mkdir(parents=True, exist_ok=True)
@@ -293,7 +295,14 @@ def _subsample(history: list[dict]) -> list[dict]:
         picked = history
     else:
         picked = [history[int(i)] for i in np.linspace(0, len(history) - 1, HISTORY_POINTS)]
-    return [{k: (round(v, 5) if isinstance(v, float) else v) for k, v in record.items()} for record in picked]
+    return [{k: (float(f"{v:.4g}") if isinstance(v, float) else v) for k, v in record.items()} for record in picked]
+
+
+def sheet_rows(rows: dict, first_seed: bool) -> dict:
+    """What a run keeps of its sample sheet: everything for the first seed of a variant (inputs, outputs,
+    round trips, truths), only the two generators' outputs for the other seeds (the inputs are the same,
+    and a row per seed shows how much the outputs vary), to keep the committed results small."""
+    return rows if first_seed else {k: v for k, v in rows.items() if k in ("G(x)", "F(y)")}
 
 
 def data_fingerprint(folder: Path) -> dict:
@@ -494,15 +503,21 @@ def load(name: str, preset: str | None = None, root: str | os.PathLike | None = 
     return Results(experiment, preset, records, base)
 
 
+def shown_scale(preset: str | None = None, retrain: bool = False) -> str:
+    """The preset whose results a chapter shows in ``preset``: ``ci`` retrains at the ci scale, the others
+    show the committed ``cpu`` results unless they ``retrain``. Chapter 0."""
+    preset = preset or default_preset_name()
+    return preset if preset == "ci" or retrain else COMMITTED_PRESET
+
+
 def results(name: str, preset: str | None = None, retrain: bool = False, progress: bool = False) -> Results:
     """What a chapter shows for experiment ``name``: in the ``ci`` preset every run is trained at the tiny
     ci scale (CI keeps the code path alive); in any other preset the committed ``cpu`` results are loaded,
     unless ``retrain`` asks to train the experiment at this preset (hours on a CPU, see ``steps``)."""
-    preset = preset or default_preset_name()
-    if preset == "ci" or retrain:
-        run(name, preset, progress=progress)
-        return load(name, preset)
-    return load(name, COMMITTED_PRESET)
+    scale = shown_scale(preset, retrain)
+    if scale != COMMITTED_PRESET:
+        run(name, scale, progress=progress)
+    return load(name, scale)
 
 
 def describe(experiment: Experiment, preset: str = COMMITTED_PRESET) -> str:

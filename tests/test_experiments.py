@@ -79,6 +79,8 @@ def test_run_writes_a_record_and_a_sample_sheet(tiny_results):
         assert isinstance(record["metrics"][key], float), key
     assert len(record["history"]) == experiments.CI_STEPS and record["history"][-1]["step"] == experiments.CI_STEPS
     assert {"cpu", "threads", "torch", "autocast"} <= set(record["machine"]) and record["machine"]["autocast"] == "fp32"
+    assert record["machine"]["threads"] == experiments.THREADS          # the count it trained with
+    assert record["samples"] == ["G(x)", "F(y)"]                        # not the first seed: outputs only
     assert record["data"]["counts"]["trainA"] > 0 and len(record["data"]["pixels_sha1"]) == 16
     assert not list(root.rglob("*.tmp")) and not list(root.rglob("*.pt"))     # no debris, no weights
     assert record["train_seconds"] > 0
