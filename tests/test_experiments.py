@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from cyclegan_edu import evaluation, experiments
+from cyclegan_edu.devices import cpu_has_native_bf16
 from cyclegan_edu.experiments import EXPERIMENTS, Experiment, Variant
 
 TINY = Experiment("test-tiny", 0, "shapes", "a tiny grid for the tests",
@@ -227,3 +228,20 @@ def test_two_processes_never_train_the_same_run(tiny, tmp_path):
     (work / "running.pid").write_text(str(gone.pid))              # left by a killed process: taken over
     experiments.run_one(TINY, "ci", v, 0, tmp_path / "out", progress=False, checkpoints=tmp_path / "checkpoints" / "ci")
     assert (tmp_path / "out" / "run.json").exists() and not (work / "running.pid").exists()
+
+
+@pytest.mark.skipif(not cpu_has_native_bf16(),
+                    reason="bf16 autocast is the default only on CPUs with native bf16")
+def test_a_bf16_run_is_bit_reproducible_on_one_machine(tmp_path, monkeypatch):
+    """The committed results train under bf16 autocast on one thread: retraining gives the same numbers."""
+    bf16 = Experiment("test-bf16", 0, "shapes", "bf16", (Variant("a", "a"),), steps=5,
+                      base={"lambda_identity": 0.0, "precision": "bf16"})
+    monkeypatch.setitem(EXPERIMENTS, bf16.name, bf16)
+    records = []
+    for attempt in ("one", "two"):
+        path = experiments.run_one(bf16, "ci", bf16.variants[0], 0, tmp_path / attempt, progress=False,
+                                   checkpoints=tmp_path / f"checkpoints-{attempt}")
+        records.append(json.loads((path / "run.json").read_text()))
+    assert records[0]["machine"]["autocast"] == "bfloat16"
+    assert records[0]["metrics"] == records[1]["metrics"]
+    assert [h["G_total"] for h in records[0]["history"]] == [h["G_total"] for h in records[1]["history"]]
