@@ -27,13 +27,15 @@ def run_cli(capsys, *argv) -> tuple[int, str, str]:
     return code, out, err
 
 
-def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
-    assert code == 2
+def assert_one_line_error(code: int, err: str, *fragments: str) -> str:
+    """Exit code 2 and one line on stderr holding every fragment; returns the line."""
+    assert code == 2, err
     assert "Traceback" not in err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("cyclegan-edu") and " error: " in lines[0], err
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
 
 
 @pytest.fixture(scope="module")

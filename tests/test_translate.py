@@ -9,30 +9,12 @@ import pytest
 import torch
 from PIL import Image
 
-from cyclegan_edu.cli import main
 from cyclegan_edu.config import get_preset
 from cyclegan_edu.data import load_image, to_image, to_tensor
 from cyclegan_edu.inference import output_names
 from cyclegan_edu.networks import ResnetGenerator, UnetGenerator
 from cyclegan_edu.train import Trainer, load_model
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exit:
-        code = exit.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code: int, err: str, *fragments: str) -> str:
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("cyclegan-edu: error: "), err
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
+from test_cli import assert_one_line_error, run_cli
 
 
 def noise(path, size=(32, 32), seed=0):
