@@ -27,8 +27,15 @@ import torch
 from .viz import image_grid, plot_history
 
 
-def figure_png(fig: plt.Figure, dpi: int = 80) -> str:
-    """A figure as a base64 PNG string (the figure is closed)."""
+MIN_DPI = 100   # below this, a figure's 9-point labels become unreadable (about 6 px at 60 dpi)
+
+
+def figure_png(fig: plt.Figure, dpi: int = MIN_DPI) -> str:
+    """A figure as a base64 PNG string at ``dpi`` (at least :data:`MIN_DPI`; the figure is closed)."""
+    if dpi < MIN_DPI:
+        plt.close(fig)
+        raise ValueError(f"dpi={dpi}: use {MIN_DPI} or more, so that titles and labels stay readable; "
+                         "make the figure smaller instead (figsize, or fewer panels)")
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
@@ -74,7 +81,7 @@ _UPDATE_JS = ("var d=this.closest('.cg-explorer');var f=JSON.parse(d.dataset.fra
 
 
 def sweep_explorer(frames: Sequence[dict], name: str = "λ", title: str = "", start: int | None = None,
-                   dpi: int = 80):
+                   dpi: int = MIN_DPI):
     """A self-contained HTML slider over precomputed results (e.g. one trained model per λ).
 
     Each frame is ``{"value": v, "figure": matplotlib Figure or base64 PNG, "metrics": {name: number},

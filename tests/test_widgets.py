@@ -88,10 +88,16 @@ def png_width(encoded: str) -> int:
 
 
 def test_sweep_explorer_encodes_figures_at_the_given_dpi():
-    pages = {dpi: widgets.sweep_explorer([{"value": 1, "figure": tiny_figure(0.5)}], dpi=dpi).data for dpi in (40, 80)}
+    pages = {dpi: widgets.sweep_explorer([{"value": 1, "figure": tiny_figure(0.5)}], dpi=dpi).data for dpi in (100, 200)}
     widths = {dpi: png_width(json.loads(Elements(page).first("div", "cg-explorer")["data-frames"])[0]["png"])
               for dpi, page in pages.items()}
-    assert 1.8 < widths[80] / widths[40] < 2.2
+    assert 1.8 < widths[200] / widths[100] < 2.2
+
+
+def test_figures_below_100_dpi_are_refused():
+    """Chapter 3's explorer frames were saved at 60 dpi, where 9-point labels are about 6 pixels high."""
+    with pytest.raises(ValueError, match="dpi=60: use 100 or more"):
+        widgets.sweep_explorer([{"value": 1, "figure": tiny_figure(0.5)}], dpi=60)
 
 
 def test_sweep_explorer_starts_in_the_middle_and_closes_figures(frames):
