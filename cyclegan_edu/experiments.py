@@ -60,6 +60,7 @@ class Variant:
     label: str
     changes: dict = field(default_factory=dict)
     model: str = "cyclegan"
+    shuffle_pairs: float = 0.0          # pix2pix: the share of training pairs whose B half is another's
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,12 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     # Chapter 0: real images, sneakers ↔ ankle boots (Fashion-MNIST), judged by a fashion classifier.
     Experiment("ch0-fashion", 0, "sneaker2boot", "CycleGAN on real sneakers ↔ ankle boots",
                (Variant("cyclegan", "CycleGAN"),), steps=2500, n_train=1000),
+    # Chapter 1: pix2pix with its pairs, then with half and all of them wrong, on the horse ↔ zebra analogue.
+    Experiment("ch1-pix2pix", 1, "shapes", "pix2pix with true, half-shuffled and shuffled pairs",
+               (Variant("pairs", "pix2pix, pairs", model="pix2pix"),
+                Variant("half-shuffled", "pix2pix, half shuffled", model="pix2pix", shuffle_pairs=0.5),
+                Variant("all-shuffled", "pix2pix, all shuffled", model="pix2pix", shuffle_pairs=1.0)),
+               steps=2500),
     # Chapter 3: the cycle weight λ of Eq. 3 on labels ↔ photos (the identity loss off, as in Eq. 3).
     Experiment("ch3-lambda", 3, "labels", "Cycle weight λ on labels ↔ photos",
                tuple(Variant(f"lambda{_lambda_key(lam)}", f"λ = {lam:g}", {"lambda_cycle": float(lam)})
@@ -124,6 +131,11 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                 Variant("pix2pix-AtoB", "pix2pix (paired), labels → photo", {}, model="pix2pix"),
                 Variant("pix2pix-BtoA", "pix2pix (paired), photo → labels", {"direction": "BtoA"}, model="pix2pix")),
                steps=2500, base={"lambda_identity": 0.0}),
+    # Chapter 4: the identity weight λ_id (relative to λ = 10) on summer ↔ winter scenes, where colour matters.
+    Experiment("ch4-identity", 4, "seasons", "Identity weight λ_id on summer ↔ winter",
+               tuple(Variant(f"idt{_lambda_key(v)}", f"λ_id = {v:g}", {"lambda_identity": float(v)})
+                     for v in (0.5, 0, 0.1, 1, 5, 100)),
+               steps=2500),
 ]}
 
 
@@ -155,9 +167,19 @@ def run_path(root: Path, experiment: Experiment, variant: Variant, seed: int) ->
 
 # --- running ------------------------------------------------------------------------------------------
 def task_folder(experiment: Experiment, variant: Variant, config: Config) -> Path:
+    """The folder a run trains on: the task in the official unpaired layout, or for pix2pix its paired
+    layout (with ``shuffle_pairs`` of the pairs made wrong). Every run is scored on the unpaired folder's
+    test split (:func:`test_folder`), the same images whatever the model."""
     from . import domains
-    return domains.get(experiment.task, size=config.image_size, n_train=experiment.n_train,
-                       paired=variant.model == "pix2pix")
+    folder = domains.get(experiment.task, size=config.image_size, n_train=experiment.n_train,
+                         paired=variant.model == "pix2pix")
+    return domains.shuffled_pairs(folder, variant.shuffle_pairs) if variant.shuffle_pairs else folder
+
+
+def test_folder(experiment: Experiment, config: Config) -> Path:
+    """The folder whose test split (testA, testB and their truths) scores every run of ``experiment``."""
+    from . import domains
+    return domains.get(experiment.task, size=config.image_size, n_train=experiment.n_train)
 
 
 def run(name: str, preset: str | None = None, variant: str | None = None, seed: int | None = None,
@@ -199,6 +221,7 @@ def run_one(experiment: Experiment, preset: str, variant: Variant, seed: int, pa
         return _train_and_record(experiment, preset, variant, seed, path, progress, config, folder, work)
 
 
+
 def _train_and_record(experiment: Experiment, preset: str, variant: Variant, seed: int, path: Path,
                       progress: bool, config: Config, folder: Path, work: Path) -> Path:
     import torch
@@ -208,14 +231,15 @@ def _train_and_record(experiment: Experiment, preset: str, variant: Variant, see
     torch.set_num_threads(THREADS)
     try:
         trainer = Trainer(config, folder, out=work, model=variant.model, resume=True, progress=progress)
-        curve = _track_curve(trainer, folder, variant, work / "curve.json")
+        scored_on = test_folder(experiment, config)
+        curve = _track_curve(trainer, scored_on, variant, work / "curve.json")
         trainer.fit()
         # the step times of every sitting (the history survives a resume; log_every is 1 in every preset)
         train_seconds = sum(record["seconds"] for record in trainer.history)
         started = time.perf_counter()
-        scores = evaluation.evaluate(trainer.model, folder, experiment.task, config.image_size, variant.model,
+        scores = evaluation.evaluate(trainer.model, scored_on, experiment.task, config.image_size, variant.model,
                                      config.direction)
-        rows = sheet_rows(evaluation.samples(trainer.model, folder, config.image_size, variant.model,
+        rows = sheet_rows(evaluation.samples(trainer.model, scored_on, config.image_size, variant.model,
                                              config.direction), first_seed=seed == experiment.seeds[0])
         eval_seconds = time.perf_counter() - started
         where = machine(config)                        # while this run's thread count is in force

@@ -223,3 +223,29 @@ def test_cli_lists_and_makes_tasks(tmp_path, capsys):
     assert main(["toy", "tint", "--out", str(tmp_path / "u"), "--size", "8"]) == 2
     err = capsys.readouterr().err
     assert "size=8" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("fraction, moved", [(0.0, 0), (0.5, 5), (1.0, 10)])
+def test_shuffled_pairs_move_exactly_the_chosen_b_halves(tmp_path, fraction, moved):
+    """Chapter 1's wrong pairs: A halves stay, the chosen B halves go to another file (none keeps its
+    own), the others and test/ are unchanged."""
+    import numpy as np
+    from PIL import Image
+    from cyclegan_edu.domains import generate, shuffled_pairs
+    paired = generate("shapes", tmp_path / "pairs", size=32, n_train=10, n_test=3, paired=True)
+    out = shuffled_pairs(paired, fraction)
+    assert (out / ".complete").read_text().startswith(f"{moved} of 10")
+    names = sorted(p.name for p in (paired / "train").iterdir())
+    load = lambda folder, name: np.asarray(Image.open(folder / name).convert("RGB"))
+    originals = {n: load(paired / "train", n) for n in names}
+    kept = 0
+    for n in names:
+        new = load(out / "train", n)
+        assert np.array_equal(new[:, :32], originals[n][:, :32])                          # A half kept
+        assert any(np.array_equal(new[:, 32:], o[:, 32:]) for o in originals.values())   # a real B half
+        kept += np.array_equal(new[:, 32:], originals[n][:, 32:])
+    assert kept == 10 - moved
+    assert sorted(p.name for p in (out / "test").iterdir()) == sorted(p.name for p in (paired / "test").iterdir())
+    assert shuffled_pairs(paired, fraction) == out                                          # built once
+    with pytest.raises(ValueError, match="fraction=1.5"):
+        shuffled_pairs(paired, 1.5)

@@ -99,6 +99,37 @@ def get(name: str, size: int | None = None, n_train: int | None = None, n_test: 
     return generate(name, out, size, n_train, n_test, seed, paired, force=True)
 
 
+def shuffled_pairs(paired: str | os.PathLike, fraction: float, seed: int = 0) -> Path:
+    """A copy of the pix2pix folder ``paired`` (A|B side by side) in which the B halves of ``fraction`` of
+    the training files are moved on cyclically among themselves, so that none of those keeps its own B:
+    pix2pix trained on it learns from wrong pairs. ``test/`` is copied unchanged. Built once next to
+    ``paired``, then found. Chapter 1."""
+    import numpy as np
+    from PIL import Image
+    from .. import data
+    if not 0 <= fraction <= 1:
+        raise ValueError(f"fraction={fraction}: must lie between 0 and 1")
+    paired = Path(paired)
+    out = paired.with_name(f"{paired.name}_shuffled{fraction:g}_seed{seed}")
+    if (out / ".complete").exists():
+        return out
+    files = data.list_images(paired / "train", data.PAIRED_HINT)
+    images = [np.asarray(Image.open(f).convert("RGB")) for f in files]
+    half = images[0].shape[1] // 2
+    chosen = np.random.default_rng(seed).permutation(len(files))[: round(fraction * len(files))]
+    partner = np.arange(len(files))
+    if len(chosen) > 1:
+        partner[chosen] = np.roll(chosen, 1)          # a cycle through the chosen files: no fixed point
+    shutil.rmtree(out, ignore_errors=True)
+    (out / "train").mkdir(parents=True)
+    for f, image, j in zip(files, images, partner):
+        Image.fromarray(np.concatenate([image[:, :half], images[j][:, half:]], axis=1)).save(out / "train" / f.name)
+    shutil.copytree(paired / "test", out / "test")
+    moved = int((partner != np.arange(len(files))).sum())
+    (out / ".complete").write_text(f"{moved} of {len(files)} B halves moved\n")
+    return out
+
+
 def _load_builders() -> None:
     # Importing the modules runs their @register decorators.
     from . import procedural, real  # noqa: F401
