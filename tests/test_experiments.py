@@ -81,7 +81,7 @@ def test_run_writes_a_record_and_a_sample_sheet(tiny_results):
     assert len(record["history"]) == experiments.CI_STEPS and record["history"][-1]["step"] == experiments.CI_STEPS
     assert {"cpu", "threads", "torch", "autocast"} <= set(record["machine"]) and record["machine"]["autocast"] == "fp32"
     assert record["machine"]["threads"] == experiments.THREADS          # the count it trained with
-    assert record["samples"] == ["G(x)", "F(y)"]                        # not the first seed: outputs only
+    assert record["samples"] == [] and not (root / "test-tiny" / "b" / "seed1" / "samples.png").exists()
     assert record["data"]["counts"]["trainA"] > 0 and len(record["data"]["pixels_sha1"]) == 16
     assert not list(root.rglob("*.tmp")) and not list(root.rglob("*.pt"))     # no debris, no weights
     assert record["train_seconds"] > 0
@@ -89,7 +89,10 @@ def test_run_writes_a_record_and_a_sample_sheet(tiny_results):
 
 def test_sample_sheet_round_trips(tiny, tiny_results):
     root, _ = tiny_results
-    rows = experiments.load(TINY.name, "ci", root).samples("a", 0)
+    results = experiments.load(TINY.name, "ci", root)
+    rows = results.samples("a", 0)
+    with pytest.raises(ValueError, match="kept no sample sheet .*ask for seed 0"):
+        results.samples("a", 1)
     assert list(rows) == ["x", "G(x)", "F(G(x))", "truth of x", "y", "F(y)", "G(F(y))", "truth of y"]
     from cyclegan_edu import domains
     from cyclegan_edu.data import load_folder
@@ -209,7 +212,8 @@ def test_committed_results_are_current():
         if key not in fingerprints:
             fingerprints[key] = experiments.data_fingerprint(experiments.task_folder(experiment, variant, config))
         assert record["data"] == fingerprints[key], f"{path}: the task's data changed since; re-run: {rerun}"
-        assert (path.parent / "samples.png").exists(), f"{path.parent}: samples.png missing; re-run: {rerun}"
+        first = record["seed"] == experiment.seeds[0]
+        assert (path.parent / "samples.png").exists() == first, f"{path.parent}: sample sheet of the first seed only"
     size = sum(p.stat().st_size for p in experiments.RESULTS_DIR.rglob("*") if p.is_file())
     assert size < 12e6, f"committed results take {size / 1e6:.1f} MB; keep them small (JSON + small PNGs)"
 
