@@ -13,8 +13,10 @@ One concept per module, in the order data flows through a run:
 ``train``         the Trainer: schedule, checkpoints, history, callbacks
 ``pretrained``    loading the official pretrained generators
 ``inference``     translating image files with a generator (the ``translate`` command)
-``metrics``       errors against ground truth, FCN-style scores, diversity
+``metrics``       errors against ground truth, FCN-style scores, diversity, KID
 ``judges``        small classifiers that score translations
+``evaluation``    every score of a trained model on a task, the same numbers everywhere
+``experiments``   the book's experiments declared once; their committed results (``results/``)
 ``viz``           figures; ``widgets``: notebook explorers
 ================  ==============================================================
 """
