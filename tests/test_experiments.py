@@ -130,8 +130,13 @@ def test_interrupted_run_resumes_and_matches(tiny, tmp_path, monkeypatch):
     config = TINY.config("ci", v, 0)
     folder = experiments.task_folder(TINY, v, config)
     work = experiments.runs_dir() / "ci" / TINY.name / v.key / "seed0"
-    partial = Trainer(config, folder, out=work, progress=False)
-    partial.fit(steps=2)                                   # stopped after 2 of CI_STEPS steps
+    threads = torch.get_num_threads()
+    torch.set_num_threads(experiments.THREADS)         # as run_one trains: the thread count changes the sums
+    try:
+        partial = Trainer(config, folder, out=work, progress=False)
+        partial.fit(steps=2)                               # stopped after 2 of CI_STEPS steps
+    finally:
+        torch.set_num_threads(threads)
     resumed = experiments.run(TINY.name, "ci", variant="a", seed=0, out=tmp_path / "r1", progress=False)[0]
     fresh = experiments.run_one(TINY, "ci", v, 0, tmp_path / "r2" / "run", progress=False,
                                 checkpoints=tmp_path / "fresh")
