@@ -213,9 +213,9 @@ def test_committed_results_are_current():
         experiment = EXPERIMENTS[record["experiment"]]
         variant = experiment.variant(record["variant"])
         config = experiment.config("cpu", variant, record["seed"])
-        key = (experiment.task, config.image_size, variant.model)
+        key = experiments.task_folder(experiment, variant, config)      # shuffled pairs have their own folder
         if key not in fingerprints:
-            fingerprints[key] = experiments.data_fingerprint(experiments.task_folder(experiment, variant, config))
+            fingerprints[key] = experiments.data_fingerprint(key)
         assert record["data"] == fingerprints[key], f"{path}: the task's data changed since; re-run: {rerun}"
         first = record["seed"] == experiment.seeds[0]
         assert (path.parent / "samples.png").exists() == first, f"{path.parent}: sample sheet of the first seed only"
