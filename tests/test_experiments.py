@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -200,7 +199,6 @@ def test_cli_results_list_and_errors():
 def test_committed_results_are_current():
     """Every committed run must equal what its declaration produces today (config, model, scoring) and
     must have been trained on the data the task builds today. A failure names the command to re-run."""
-    from cyclegan_edu import domains
     records = sorted(experiments.RESULTS_DIR.rglob("run.json"))
     fingerprints = {}
     for path in records:
