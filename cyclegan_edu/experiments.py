@@ -452,15 +452,18 @@ class Results:
         return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0, len(values)
 
     def table(self, metrics: list[str], variants: list[str] | None = None, digits: int = 3,
-              extra: dict[str, dict[str, float]] | None = None) -> str:
+              extra: dict[str, dict[str, float]] | None = None,
+              also: list[tuple["Results", str, str]] | None = None) -> str:
         """Mean ± standard deviation over seeds of each metric, one variant a row, the number of seeds
-        last; ``extra`` rows (label → metric → one value: baselines, references) follow. Chapter 0."""
+        last; ``also`` rows (results of another experiment, its variant key, a label: e.g. chapter 0's
+        CycleGAN beside chapter 1's pix2pix) and ``extra`` rows (label → metric → one value: baselines,
+        references) follow. Chapter 0."""
         keys = variants or [v.key for v in self.variants()]
         labels = {v.key: v.label for v in self.experiment.variants}
         rows = {}
-        for k in keys:
-            stats = [self.summary(m, k) for m in metrics]
-            rows[labels[k]] = [f"{mean:.{digits}f} ± {std:.{digits}f}" for mean, std, _ in stats] + [str(stats[0][2])]
+        for results, k, label in [(self, k, labels[k]) for k in keys] + list(also or []):
+            stats = [results.summary(m, k) for m in metrics]
+            rows[label] = [f"{mean:.{digits}f} ± {std:.{digits}f}" for mean, std, _ in stats] + [str(stats[0][2])]
         for label, values in (extra or {}).items():
             rows[label] = [f"{values[m]:.{digits}f}" if m in values else "—" for m in metrics] + [""]
         header = [*metrics, "seeds"]

@@ -105,3 +105,23 @@ def sweep_plot(values: Sequence[float], series: dict[str, Sequence[float]], xlab
     ax.grid(alpha=0.3)
     return ax
 
+
+
+def seed_curves(results, metric: str, variants: Sequence[str] | None = None, ylabel: str | None = None,
+                title: str = "", ax: plt.Axes | None = None) -> plt.Axes:
+    """A score measured during training (an experiment's ``curve``, e.g. the L1 error against the truth),
+    one line per variant: the mean over seeds with a band of ± one standard deviation. ``results`` is an
+    :class:`~cyclegan_edu.experiments.Results`. Chapter 1."""
+    labels = {v.key: v.label for v in results.experiment.variants}
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
+    for key in variants or [v.key for v in results.variants()]:
+        steps, mean, spread = results.curve(metric, key)
+        ax.plot(steps, mean, marker="o", markersize=3, label=labels[key])
+        ax.fill_between(steps, mean - spread, mean + spread, alpha=0.2)
+    ax.set_xlabel("training step")
+    ax.set_ylabel(ylabel or metric)
+    ax.set_title(title or f"{metric} during training (mean ± sd over seeds)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return ax

@@ -110,6 +110,13 @@ def test_load_table_and_spread(tiny, tiny_results):
     assert n == 2 and mean == pytest.approx(sum(values) / 2) and std == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5)
     table = results.table(["G L1 to truth", "G mask IoU"])
     assert table.splitlines()[1].startswith("λ = 10") and f"{mean:.3f} ± {std:.3f}" in table
+    # rows of another experiment's results and one-value reference rows follow the experiment's own
+    table = results.table(["G L1 to truth", "G mask IoU"], variants=["b"], also=[(results, "a", "other: a")],
+                          extra={"truth": {"G L1 to truth": 0.0}})
+    rows = table.splitlines()
+    assert [r.split("  ")[0] for r in rows[1:]] == ["λ = 1", "other: a", "truth"]
+    assert f"{mean:.3f} ± {std:.3f}" in rows[2] and rows[2].rstrip().endswith("2")
+    assert "0.000" in rows[3] and "—" in rows[3]
 
 
 def test_finished_runs_are_skipped(tiny, tiny_results, capsys):
@@ -252,3 +259,21 @@ def test_a_bf16_run_is_bit_reproducible_on_one_machine(tmp_path, monkeypatch):
     assert records[0]["machine"]["autocast"] == "bfloat16"
     assert records[0]["metrics"] == records[1]["metrics"]
     assert [h["G_total"] for h in records[0]["history"]] == [h["G_total"] for h in records[1]["history"]]
+
+
+def test_seed_curves_draw_the_mean_over_seeds_of_each_variant(tiny, tiny_results):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from cyclegan_edu import viz
+    root, _ = tiny_results
+    results = experiments.load(TINY.name, "ci", root)
+    ax = viz.seed_curves(results, "G L1 to truth", ylabel="L1 to truth (lower is better)")
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert list(lines) == ["λ = 10", "λ = 1"] and len(ax.collections) == 2       # a band per variant
+    steps, mean, _ = results.curve("G L1 to truth", "b")
+    per_seed = [[p["G L1 to truth"] for p in results.records[("b", s)]["curve"]] for s in (0, 1)]
+    assert list(lines["λ = 1"].get_xdata()) == list(steps)
+    assert lines["λ = 1"].get_ydata() == pytest.approx([(u + v) / 2 for u, v in zip(*per_seed)])
+    assert ax.get_ylabel() == "L1 to truth (lower is better)" and "mean ± sd over seeds" in ax.get_title()
+    plt.close(ax.figure)
