@@ -16,7 +16,11 @@ of each domain. What it measures, per direction (``G``: A → B, ``F``: B → A)
   plainly, not comparable with published KIDs;
 * **diversity** of the outputs (block means, :func:`~cyclegan_edu.metrics.output_diversity`, chapter 0),
   to be read against the diversity of the real images of the target domain;
-* ``cycle L1``, the reconstruction error of Eq. 2, per direction.
+* ``cycle L1``, the reconstruction error of Eq. 2, per direction;
+* on ``seasons`` also ``change``, how far each output moves its input (block means,
+  :func:`~cyclegan_edu.metrics.input_change`: a conservative translator changes less than the truth does),
+  and ``identity L1``, the identity term of §5.2 on test images: how much G changes a real image of its
+  own output domain (chapter 4).
 
 ``samples`` gives the fixed set of test images that the book shows for a run, through both generators.
 """
@@ -31,10 +35,18 @@ from . import judges, metrics
 from .data import load_folder
 
 # Bump when a score's definition changes: committed results scored by another version are then stale.
+# A change that concerns one task bumps that task's entry only, so that the other tasks' runs stay current.
 VERSION = 1
+TASK_VERSIONS = {"seasons": 2}          # 2: change and identity L1 added (chapter 4)
 N_SAMPLES = 6            # test images per direction in a run's sample sheet
+IDENTITY_TASKS = ("seasons",)   # tasks whose scores include the identity path (chapter 4)
 FASHION_TARGETS = {"sneaker2boot": ("Sneaker", "Ankle boot"), "pullover2coat": ("Pullover", "Coat"),
                    "tshirt2shirt": ("T-shirt/top", "Shirt")}
+
+
+def version(task: str) -> int:
+    """The version of the scores of ``task`` (see :data:`TASK_VERSIONS`)."""
+    return TASK_VERSIONS.get(task, VERSION)
 
 
 def _translate(model, x: torch.Tensor, direction: str) -> torch.Tensor:
@@ -75,6 +87,8 @@ def evaluate(model, folder: str | os.PathLike, task: str, size: int, model_kind:
         scores[f"{name} KID"], scores[f"{name} KID se"] = kid, se
         scores[f"{name} diversity"] = metrics.output_diversity(fake)
         scores.update({f"{name} {k}": v for k, v in _task_scores(task, folder, size, way, fake, images).items()})
+        if task in IDENTITY_TASKS:   # the identity path: this generator fed a real image of its output domain
+            scores[f"{name} identity L1"] = metrics.l1(_translate(model, images[target], way), images[target])
     if model_kind == "cyclegan":
         for way, name in (("AtoB", "G"), ("BtoA", "F")):
             back = "BtoA" if way == "AtoB" else "AtoB"
@@ -113,7 +127,8 @@ def _task_scores(task: str, folder: Path, size: int, way: str, fake: torch.Tenso
         from .domains.procedural import object_mask
         return {"mask IoU": metrics.mask_iou(object_mask(fake, target), object_mask(images[f"{source}_gt"], target))}
     if task == "seasons":
-        return {"hue drift": metrics.color_drift(fake, images[f"{source}_gt"])}
+        return {"hue drift": metrics.color_drift(fake, images[f"{source}_gt"]),
+                "change": metrics.input_change(fake, images[source])}
     if task in FASHION_TARGETS:
         fashion = judges.fashion_judge(32, progress=False)
         return {"judged target": fashion.success_rate(fake, FASHION_TARGETS[task]["AB".index(target)])}

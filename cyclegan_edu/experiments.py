@@ -250,7 +250,7 @@ def _train_and_record(experiment: Experiment, preset: str, variant: Variant, see
     record = {
         "format": FORMAT, "experiment": experiment.name, "chapter": experiment.chapter, "task": experiment.task,
         "variant": variant.key, "label": variant.label, "model": variant.model, "seed": seed, "preset": preset,
-        "config": config.to_dict(), "data": data_fingerprint(folder), "evaluation_version": evaluation.VERSION,
+        "config": config.to_dict(), "data": data_fingerprint(folder), "evaluation_version": evaluation.version(experiment.task),
         "metrics": scores, "steps": trainer.step, "train_seconds": round(train_seconds, 1),
         "eval_seconds": round(eval_seconds, 1),
         "history": _subsample(trainer.history), "curve": curve, "samples": list(rows),
@@ -412,8 +412,9 @@ def stale_reason(record: dict, experiment: Experiment | None = None) -> str | No
         return "config changed (" + ", ".join(changed) + ")"
     if variant.model != record["model"]:
         return f"model changed: {record['model']} → {variant.model}"
-    if record.get("evaluation_version") != evaluation.VERSION:
-        return f"scores were computed by evaluation version {record.get('evaluation_version')}, now {evaluation.VERSION}"
+    if record.get("evaluation_version") != evaluation.version(experiment.task):
+        return (f"scores were computed by evaluation version {record.get('evaluation_version')}, "
+                f"now {evaluation.version(experiment.task)}")
     return None
 
 

@@ -167,6 +167,16 @@ def output_diversity(images: torch.Tensor, block: int = 4) -> float:
     return float(distances.sum() / (n * (n - 1)))
 
 
+def input_change(outputs: torch.Tensor, inputs: torch.Tensor, block: int = 4) -> float:
+    """How far a translation moves its inputs: the mean L1 distance ([-1, 1] units) between each output
+    and its own input on ``block``×``block`` block means, so that pixel noise does not count as change.
+    Compare it with the change the true translation makes: a *conservative* generator (the identity
+    loss's price, §5.2) changes its inputs less than the truth does. Chapter 4."""
+    _check_pair(outputs, inputs, "input_change")
+    return l1(torch.nn.functional.avg_pool2d(outputs.detach().cpu().float(), block),
+              torch.nn.functional.avg_pool2d(inputs.detach().cpu().float(), block))
+
+
 def color_drift(x: torch.Tensor, gt: torch.Tensor) -> float:
     """How far the colours turned, in degrees on the colour wheel (0–180).
 

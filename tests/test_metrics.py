@@ -240,3 +240,15 @@ def test_score_against_truth_needs_ground_truth(tmp_path):
     (tmp_path / "testA").mkdir()
     with pytest.raises(FileNotFoundError, match="testA_gt"):
         metrics.score_against_truth(Identity(), tmp_path)
+
+
+def test_input_change_counts_content_moved_not_pixel_noise():
+    x = torch.rand(3, 3, 16, 16) * 2 - 1
+    assert metrics.input_change(x, x) == 0
+    assert metrics.input_change((x + 0.5).clamp(-2, 2), x) == pytest.approx(0.5)     # a shift of every pixel
+    checker = torch.ones(1, 1, 16, 16)
+    checker[..., ::2, ::2] = checker[..., 1::2, 1::2] = -1                            # ±1 noise, block mean 0
+    noisy = x + 0.1 * checker
+    assert metrics.l1(noisy, x) == pytest.approx(0.1) and metrics.input_change(noisy, x) == pytest.approx(0, abs=1e-7)
+    with pytest.raises(ValueError, match="input_change needs two batches of the same shape"):
+        metrics.input_change(x, x[:2])

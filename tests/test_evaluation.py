@@ -1,0 +1,60 @@
+"""The scores of evaluation.evaluate on a task, with a stand-in judge (the judges have their own tests)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cyclegan_edu import domains, evaluation, experiments, judges, metrics
+from cyclegan_edu.data import load_folder
+
+
+class Identity:
+    def translate(self, x, direction):
+        return x.clone()
+
+
+class Oracle:
+    """Translates each test image into its truth (both directions)."""
+    def __init__(self, folder, size):
+        self.pairs = {way: (load_folder(folder / f"test{way[0]}", size), load_folder(folder / f"test{way[0]}_gt", size))
+                      for way in ("AtoB", "BtoA")}
+
+    def translate(self, x, direction):
+        source, truth = self.pairs[direction]
+        return torch.stack([truth[(source - xi).abs().flatten(1).sum(1).argmin()] for xi in x])
+
+
+class MeanColourJudge:
+    def features(self, x):
+        return x.mean((2, 3)).double()
+
+
+@pytest.fixture(scope="module")
+def seasons(tmp_path_factory):
+    return domains.generate("seasons", tmp_path_factory.mktemp("seasons") / "s", size=32, n_train=1, n_test=6, seed=1)
+
+
+def test_seasons_scores_the_change_and_the_identity_path(seasons, monkeypatch):
+    monkeypatch.setattr(judges, "domain_judge", lambda *a, **k: MeanColourJudge())
+    x, y = load_folder(seasons / "testA", 32), load_folder(seasons / "testB", 32)
+    copy = evaluation.evaluate(Identity(), seasons, "seasons", 32)
+    assert copy["G change"] == 0 and copy["F change"] == 0              # a copier changes nothing
+    assert copy["G identity L1"] == 0 and copy["F identity L1"] == 0    # and leaves its own domain alone
+    truth = evaluation.evaluate(Oracle(seasons, 32), seasons, "seasons", 32)
+    needed = metrics.input_change(load_folder(seasons / "testA_gt", 32), x)
+    assert truth["G change"] == pytest.approx(needed) and needed > 0.05
+    assert truth["G hue drift"] == pytest.approx(0, abs=1e-6) and truth["G L1 to truth"] == 0
+    # the oracle fed its own output domain maps each image to its nearest test truth: not the identity
+    assert truth["G identity L1"] == pytest.approx(metrics.l1(Oracle(seasons, 32).translate(y, "AtoB"), y))
+
+
+def test_a_task_score_change_makes_only_that_tasks_runs_stale():
+    assert evaluation.version("seasons") == evaluation.TASK_VERSIONS["seasons"] != evaluation.VERSION
+    assert evaluation.version("shapes") == evaluation.version("labels") == evaluation.VERSION
+    seasons = experiments.get("ch4-identity")
+    record = {"experiment": seasons.name, "variant": seasons.variants[0].key, "seed": 0, "preset": "cpu",
+              "model": "cyclegan", "evaluation_version": evaluation.VERSION,
+              "config": seasons.config("cpu", seasons.variants[0], 0).to_dict()}
+    assert "evaluation version 1, now 2" in experiments.stale_reason(record)
+    record["evaluation_version"] = evaluation.version("seasons")
+    assert experiments.stale_reason(record) is None
