@@ -177,6 +177,29 @@ def input_change(outputs: torch.Tensor, inputs: torch.Tensor, block: int = 4) ->
               torch.nn.functional.avg_pool2d(inputs.detach().cpu().float(), block))
 
 
+def _hue_and_chroma(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each pixel's hue (radians) and chroma on the colour wheel of the opponent plane (see color_drift)."""
+    rgb = _unit(images)
+    u = rgb[:, 0] - (rgb[:, 1] + rgb[:, 2]) / 2
+    v = (3 ** 0.5 / 2) * (rgb[:, 1] - rgb[:, 2])
+    return torch.atan2(v, u), torch.hypot(u, v)
+
+
+def hue_histogram(images: torch.Tensor, bins: int = 36) -> torch.Tensor:
+    """The distribution of hues of a set of images: ``bins`` equal sectors of the colour wheel, starting at
+    red (0°), each pixel weighted by its chroma (greys do not count), summing to 1. Two sets with the same
+    colours have the same histogram; a rotation of every hue by a multiple of 360°/``bins`` shifts it.
+    Chapter 4 compares the hues of domain Y with those of T(Y)."""
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"hue_histogram takes (N, 3, H, W) images in [-1, 1], got shape {tuple(images.shape)}")
+    hue, chroma = _hue_and_chroma(images)
+    index = ((hue % (2 * torch.pi)) / (2 * torch.pi) * bins).long().clamp(max=bins - 1)
+    counts = torch.zeros(bins, dtype=torch.float64).index_add_(0, index.flatten(), chroma.flatten())
+    if counts.sum() == 0:
+        raise ValueError("hue_histogram: no pixel has any colour (all grey)")
+    return counts / counts.sum()
+
+
 def color_drift(x: torch.Tensor, gt: torch.Tensor) -> float:
     """How far the colours turned, in degrees on the colour wheel (0–180).
 
@@ -188,12 +211,7 @@ def color_drift(x: torch.Tensor, gt: torch.Tensor) -> float:
     the rotation. NaN when no pixel has colour in both.
     """
     _check_pair(x, gt, "color_drift")
-
-    def wheel(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        u = rgb[:, 0] - (rgb[:, 1] + rgb[:, 2]) / 2
-        v = (3 ** 0.5 / 2) * (rgb[:, 1] - rgb[:, 2])
-        return torch.atan2(v, u), torch.hypot(u, v)
-    (hue_x, chroma_x), (hue_gt, chroma_gt) = wheel(_unit(x)), wheel(_unit(gt))
+    (hue_x, chroma_x), (hue_gt, chroma_gt) = _hue_and_chroma(x), _hue_and_chroma(gt)
     turn = (hue_x - hue_gt).abs()
     turn = torch.minimum(turn, 2 * torch.pi - turn)
     weight = chroma_x * chroma_gt

@@ -87,8 +87,9 @@ def metric_bars(table: dict[str, dict[str, float]], metrics: Sequence[str] | Non
 
 
 def sweep_plot(values: Sequence[float], series: dict[str, Sequence[float]], xlabel: str, title: str,
-               log_x: bool = True) -> plt.Axes:
-    """Metrics (one line each) against a swept setting such as λ; λ = 0 is drawn at the left edge."""
+               log_x: bool = True, spreads: dict[str, Sequence[float]] | None = None) -> plt.Axes:
+    """Metrics (one line each) against a swept setting such as λ; λ = 0 is drawn at the left edge.
+    ``spreads`` (same keys, e.g. the standard deviations over seeds) are drawn as error bars."""
     _, ax = plt.subplots(figsize=(6, 3.5))
     xs = np.array(values, dtype=float)
     if log_x:
@@ -97,7 +98,7 @@ def sweep_plot(values: Sequence[float], series: dict[str, Sequence[float]], xlab
         xs = np.where(xs > 0, xs, zero_at)
         ax.set_xscale("log")
     for name, ys in series.items():
-        ax.plot(xs, ys, marker="o", label=name)
+        ax.errorbar(xs, ys, yerr=(spreads or {}).get(name), marker="o", capsize=3, label=name)
     ax.set_xticks(xs, [f"{v:g}" for v in values])
     ax.set_xlabel(xlabel)
     ax.set_title(title)

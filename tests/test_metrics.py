@@ -252,3 +252,26 @@ def test_input_change_counts_content_moved_not_pixel_noise():
     assert metrics.l1(noisy, x) == pytest.approx(0.1) and metrics.input_change(noisy, x) == pytest.approx(0, abs=1e-7)
     with pytest.raises(ValueError, match="input_change needs two batches of the same shape"):
         metrics.input_change(x, x[:2])
+
+
+def test_hue_histogram_by_hand_and_under_a_rotation():
+    red = torch.tensor([1.0, -1.0, -1.0]).reshape(1, 3, 1, 1).expand(2, 3, 4, 4)
+    hist = metrics.hue_histogram(red, bins=36)
+    assert hist[0] == 1 and hist.sum() == pytest.approx(1)                 # all of its colour in the first sector
+    grey = torch.zeros(1, 3, 4, 4)
+    with pytest.raises(ValueError, match="no pixel has any colour"):
+        metrics.hue_histogram(grey)
+    images = torch.rand(4, 3, 8, 8) * 2 - 1
+    turned = metrics.hue_histogram(images[:, [2, 0, 1]], bins=36)          # RGB → BRG: every hue + 120°
+    assert turned == pytest.approx(torch.roll(metrics.hue_histogram(images, bins=36), 12), abs=1e-9)
+
+
+def test_sweep_plot_draws_error_bars_from_spreads():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from cyclegan_edu import viz
+    ax = viz.sweep_plot([0, 1, 10], {"a": [1, 2, 3], "b": [3, 2, 1]}, "λ", "t", spreads={"a": [0.1, 0.2, 0.3]})
+    bars = [c for c in ax.containers if c.has_yerr]
+    assert len(ax.containers) == 2 and len(bars) == 1 and bars[0].get_label() == "a"
+    plt.close(ax.figure)
