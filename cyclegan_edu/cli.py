@@ -207,6 +207,8 @@ def _cmd_results(args) -> None:
         for experiment in experiments.EXPERIMENTS.values():
             print(experiments.describe(experiment))
         return
+    if args.precision and args.action != "reproduce":
+        raise ValueError("--precision is an option of results reproduce only")
     if not args.name:
         raise ValueError(f"results {args.action} needs an experiment NAME (see: cyclegan-edu results list)")
     if args.action == "run":
@@ -217,7 +219,8 @@ def _cmd_results(args) -> None:
             print("\ninterrupted; the run's checkpoint is saved: the same command continues it", file=sys.stderr)
             raise SystemExit(130)
         return
-    ok, report = experiments.reproduce(args.name, args.variant, args.seed, progress=not args.no_progress)
+    ok, report = experiments.reproduce(args.name, args.variant, args.seed, progress=not args.no_progress,
+                                       precision=args.precision)
     print(report)
     if not ok:
         raise SystemExit(1)
@@ -294,6 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--preset", choices=sorted(PRESETS),
                    help="run: the scale (default: $CYCLEGAN_EDU_PRESET, else gpu or cpu; cpu writes the committed results)")
     e.add_argument("--force", action="store_true", help="run: recompute runs that are stored already")
+    e.add_argument("--precision", choices=("fp32", "bf16", "fp16"),
+                   help="reproduce: retrain at this precision instead of the committed run's (compared then "
+                        "against the spread over seeds)")
     e.add_argument("--no-progress", action="store_true", help="no progress bars")
     e.set_defaults(func=_cmd_results)
     return parser

@@ -211,11 +211,14 @@ def run(name: str, preset: str | None = None, variant: str | None = None, seed: 
 
 
 def run_one(experiment: Experiment, preset: str, variant: Variant, seed: int, path: Path,
-            progress: bool = True, checkpoints: Path | None = None) -> Path:
+            progress: bool = True, checkpoints: Path | None = None, precision: str | None = None) -> Path:
     """Train one run (resuming its checkpoint if one exists), score it and write ``path/run.json`` and
     ``path/samples.png``. The record is written last and atomically: a stop leaves no half-written run.
-    Two processes never train the same run: the second gets a clear error naming the first."""
+    Two processes never train the same run: the second gets a clear error naming the first. ``precision``
+    overrides the declared one (:func:`reproduce` uses it to measure what another precision changes)."""
     config = experiment.config(preset, variant, seed)
+    if precision is not None:
+        config = config.replace(precision=precision)
     folder = task_folder(experiment, variant, config)
     work = (checkpoints or runs_dir() / preset) / experiment.name / variant.key / f"seed{seed}"
     work.mkdir(parents=True, exist_ok=True)
@@ -569,14 +572,17 @@ SAME_MACHINE_TOLERANCE = 1e-6
 
 
 def reproduce(name: str, variant: str | None = None, seed: int | None = None, progress: bool = True,
-              preset: str = COMMITTED_PRESET, root: str | os.PathLike | None = None) -> tuple[bool, str]:
+              preset: str = COMMITTED_PRESET, root: str | os.PathLike | None = None,
+              precision: str | None = None) -> tuple[bool, str]:
     """Retrain one committed run from scratch and compare its scores with the committed ones.
 
     On the machine kind that made the record (same CPU model, thread count, torch version and autocast
     dtype) training is deterministic and every score must agree within ``SAME_MACHINE_TOLERANCE``. Elsewhere
     a GAN's training diverges from the first differing rounding, so the comparison is against the spread
     over seeds: each score must lie within 3 standard deviations of the committed seeds' mean (plus 0.01).
-    Returns (ok, report). ``preset`` and ``root`` name other stored results (the tests use the ci scale).
+    ``precision`` retrains at another precision (e.g. ``fp32`` against committed bf16 runs): another machine
+    kind, as far as the comparison goes. Returns (ok, report). ``preset`` and ``root`` name other stored
+    results (the tests use the ci scale).
     """
     import tempfile
     experiment = get(name)
@@ -589,7 +595,7 @@ def reproduce(name: str, variant: str | None = None, seed: int | None = None, pr
     old = committed.records[(v.key, seed)]
     with tempfile.TemporaryDirectory() as tmp:
         path = run_one(experiment, preset, v, seed, Path(tmp) / "run", progress=progress,
-                       checkpoints=Path(tmp) / "checkpoints")
+                       checkpoints=Path(tmp) / "checkpoints", precision=precision)
         new = json.loads((path / "run.json").read_text())
     same_machine = {k: old["machine"].get(k) for k in ("cpu", "threads", "torch", "autocast")} == \
                    {k: new["machine"].get(k) for k in ("cpu", "threads", "torch", "autocast")}

@@ -189,6 +189,18 @@ def test_reproduce_same_machine_matches_and_catches_a_changed_number(tiny, tiny_
     assert [line for line in report.splitlines() if line.startswith("G L1 to truth")][0].endswith("NO")
 
 
+@pytest.mark.skipif(not cpu_has_native_bf16(), reason="needs a CPU that computes bf16 natively")
+def test_reproduce_at_another_precision_compares_against_the_seeds_spread(tiny, tiny_results):
+    root, _ = tiny_results
+    ok, report = experiments.reproduce(TINY.name, progress=False, preset="ci", root=root, precision="bf16")
+    lines = report.splitlines()
+    assert "(fp32), recomputed on" in lines[0] and lines[0].endswith("(bfloat16)")
+    assert lines[1].startswith("another machine kind: every score must lie within 3 sd")
+    mean, std, _ = experiments.load(TINY.name, "ci", root).summary("G L1 to truth", "a")
+    allowed = [line for line in lines if line.startswith("G L1 to truth")][0].split()[-2]
+    assert float(allowed) == pytest.approx(3 * std + 0.01, rel=0.05)
+
+
 def test_cli_results_list_and_errors():
     def cli(*args):
         return subprocess.run([sys.executable, "-m", "cyclegan_edu", "results", *args], capture_output=True, text=True)
@@ -201,6 +213,8 @@ def test_cli_results_list_and_errors():
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "unknown experiment 'nope'" in bad.stderr
     missing = cli("reproduce")
     assert missing.returncode == 2 and "needs an experiment NAME" in missing.stderr
+    misplaced = cli("run", "ch0-shapes", "--precision", "fp32")
+    assert misplaced.returncode == 2 and "--precision is an option of results reproduce only" in misplaced.stderr
 
 
 def test_committed_results_are_current():
