@@ -6,7 +6,7 @@ One concept per module, in the order data flows through a run:
 ``config``        every knob in one dataclass; the presets ``ci``, ``cpu``, ``gpu``, ``paper``
 ``data``          loading images, the official preprocessing, the folder datasets
 ``domains``       offline domains with ground truth, and packaged real ones
-``networks``      ResNet generator, U-Net, PatchGAN and friends, ``receptive_field``
+``networks``      ResNet generator, U-Net, PatchGAN and friends, receptive fields
 ``losses``        the GAN, cycle and identity losses (Eq. 1-3, §5.2)
 ``pool``          the image history buffer (§4)
 ``models``        CycleGAN and pix2pix: nets, optimizers and one ``step`` each
@@ -15,6 +15,7 @@ One concept per module, in the order data flows through a run:
 ``inference``     translating image files with a generator (the ``translate`` command)
 ``metrics``       errors against ground truth, FCN-style scores, diversity, KID
 ``judges``        small classifiers that score translations
+``diagnostics``   training dynamics: D's score maps, D overpowering G, mode collapse
 ``evaluation``    every score of a trained model on a task, the same numbers everywhere
 ``experiments``   the book's experiments declared once; their committed results (``results/``)
 ``viz``           figures; ``widgets``: notebook explorers
@@ -27,13 +28,15 @@ import importlib
 _EXPORTS = {
     "config": ["Config", "get_preset", "PRESETS"],
     "networks": ["ResnetGenerator", "UnetGenerator", "NLayerDiscriminator", "PixelDiscriminator",
-                 "FullImageDiscriminator", "init_weights", "receptive_field", "count_parameters"],
+                 "FullImageDiscriminator", "build_discriminator", "add_spectral_norm", "init_weights",
+                 "receptive_field", "output_map_size", "count_parameters"],
     "losses": ["GANLoss", "cycle_loss", "identity_loss"],
     "pool": ["ImagePool"],
     "models": ["CycleGAN", "Pix2Pix", "build_model"],
     "train": ["Trainer", "load_model", "linear_decay"],
     "pretrained": ["load_generator"],
     "inference": ["open_translator", "translate_paths"],
+    "diagnostics": ["ModeCollapseMonitor", "DScoreMonitor", "detect_d_overpowering"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 

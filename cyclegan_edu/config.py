@@ -36,6 +36,7 @@ from typing import Mapping
 PRESET_ENV = "CYCLEGAN_EDU_PRESET"
 
 UPSAMPLE_CHOICES = ("deconv", "resize")
+NET_D_CHOICES = ("n_layers", "pixel", "image")
 GAN_MODES = ("lsgan", "vanilla")
 NORMS = ("instance", "batch", "none")
 PREPROCESS_CHOICES = ("resize_and_crop", "crop", "scale_width_and_crop", "resize", "none")
@@ -63,7 +64,10 @@ class Config:
     ngf: int = _setting(64, "generator filters in the first layer")
     ndf: int = _setting(64, "discriminator filters in the first layer")
     n_blocks: int = _setting(9, "residual blocks of the generator: 9 at 256 px, 6 at 128 px (appendix 7.2)")
+    netD: str = _setting("n_layers", "discriminator: n_layers (the PatchGAN with n_layers_D layers), pixel (1×1 "
+                                     "PixelGAN) or image (one score per image)", NET_D_CHOICES)
     n_layers_D: int = _setting(3, "stride-2 layers of the discriminator: 3 = the 70×70 PatchGAN")
+    spectral_norm: bool = _setting(False, "spectral normalisation of the discriminators' weights (Miyato et al. 2018)")
     norm: str = _setting("instance", "normalisation layers: instance (CycleGAN), batch (pix2pix) or none", NORMS)
     upsample: str = _setting("deconv", "generator upsampling: deconv (transposed convolutions, the paper's) or "
                                        "resize (bilinear ×2 + conv, free of checkerboard artifacts)", UPSAMPLE_CHOICES)
@@ -134,11 +138,15 @@ class Config:
         need(self.image_size % 4 == 0,
              f"image_size={self.image_size}: use a multiple of 4 "
              "(the generator halves the size twice and doubles it twice)")
-        smallest = min_image_size(self.n_layers_D, self.norm)
+        need(self.netD in NET_D_CHOICES, f"netD={self.netD!r}: choose one of {NET_D_CHOICES}")
+        smallest = min_image_size(self.n_layers_D, self.norm, self.netD)
         need(self.image_size >= smallest,
              f"image_size={self.image_size} is too small: with n_layers_D={self.n_layers_D} it must be at least "
              f"{smallest} (the generator's 4× smaller feature map and the PatchGAN's last one must be at least "
              "2×2)")
+        need(self.netD != "image" or (self.image_size & (self.image_size - 1)) == 0,
+             f"image_size={self.image_size}: netD='image' (one score per image) needs a power of two "
+             "(its stride-2 layers halve the image down to 4×4)")
         need(self.load_size >= self.image_size or self.preprocess in ("resize", "none"),
              f"load_size={self.load_size} is smaller than image_size={self.image_size}: "
              "the random crop needs load_size >= image_size")
@@ -193,10 +201,11 @@ class Config:
 GENERATOR_MIN_SIZE = 8
 
 
-def min_image_size(n_layers_D: int = 3, norm: str = "instance") -> int:
+def min_image_size(n_layers_D: int = 3, norm: str = "instance", netD: str = "n_layers") -> int:
     """The smallest ``image_size`` (a multiple of 4) that both networks of a run accept.
 
-    The generator needs ``GENERATOR_MIN_SIZE`` (8 px). For the PatchGAN
+    The generator needs ``GENERATOR_MIN_SIZE`` (8 px), which the PixelGAN and the full-image
+    discriminator (``netD`` "pixel" and "image") also accept. For the PatchGAN
     (:class:`~cyclegan_edu.networks.NLayerDiscriminator`) the requirement is carried back from its
     output through its 4×4 convolutions with padding 1 (``out = (in - 2) // stride + 1``, so
     ``out >= r`` takes ``in >= (r - 1)·stride + 2``): stride 2 for the first ``n_layers_D``, stride 1
@@ -204,6 +213,8 @@ def min_image_size(n_layers_D: int = 3, norm: str = "instance") -> int:
     at least 2×2 (instance norm needs more than one spatial element). That gives 8, 12, 24 and 48 px
     for 1 to 4 layers: 24 for the 70×70 PatchGAN.
     """
+    if netD != "n_layers":
+        return GENERATOR_MIN_SIZE
     # (stride, is the output normalised) of each conv, first to last
     layers = [(2, False)] + [(2, norm != "none")] * (n_layers_D - 1) + [(1, norm != "none")] * (n_layers_D > 0)
     needed = 1                                   # the output conv's map: at least 1×1

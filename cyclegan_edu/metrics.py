@@ -13,6 +13,7 @@ test image, so we can also measure plain distances to it:
 * :func:`cycle_error`, :func:`output_diversity`, :func:`color_drift`: what the losses do: cycle
   consistency (Eq. 2), mode collapse (the problem the cycle loss addresses, §1 and §3.2), hue
   changes (the identity loss, §5.2);
+* :func:`checkerboard_energy`: the checkerboard artifacts of transposed convolutions (chapter 5);
 * :func:`frechet_distance`: the distance between two Gaussians fitted to features (the idea of FID);
 * :func:`score_against_truth`: all the ground-truth numbers for a model on a task folder.
 """
@@ -198,6 +199,39 @@ def hue_histogram(images: torch.Tensor, bins: int = 36) -> torch.Tensor:
     if counts.sum() == 0:
         raise ValueError("hue_histogram: no pixel has any colour (all grey)")
     return counts / counts.sum()
+
+
+def checkerboard_energy(images: torch.Tensor, period: int = 4) -> float:
+    """The share of an image's variation that repeats exactly every ``period`` pixels: the checkerboard
+    artifacts of transposed convolutions (Odena, Dumoulin and Olah 2016, "Deconvolution and Checkerboard
+    Artifacts"). Chapter 5.
+
+    A stride-2 transposed convolution whose kernel size is not a multiple of 2 (the paper's ``u128``, ``u64``:
+    3×3, stride 2) overlaps unevenly, so some output pixels get more kernel taps than their neighbours: a
+    pattern with period 2, and with period 4 after the second such layer. In the 2-D Fourier spectrum this is
+    energy at the stride frequencies, the multiples of ``H/period`` down and ``W/period`` across. The score is
+    that energy over all the energy except the mean (DC), per image and summed over channels, then averaged
+    over images. It is computed without a transform: the pattern with period ``p`` is the mean ``p``×``p``
+    tile of the image (the average of all its ``p``×``p`` blocks) repeated, and by Parseval its energy per
+    pixel is the mean square of that tile (after removing each channel's mean) — exactly the spectral energy
+    at those frequencies.
+
+    ``period=4`` (default: the ResNet generator's two upsamplings) includes the period-2 components. A pure
+    checkerboard scores 1, a smooth ramp nearly 0 (``(p² − 1)/(S² − 1)`` for a linear ramp over ``S`` pixels:
+    0.015 at 32 px), white noise about ``p²/(H·W)``, a flat image 0. Compare an output's score with the
+    score of the true image, which has some energy at those frequencies too. Images are (N, C, H, W);
+    ``H`` and ``W`` must be multiples of ``period``.
+    """
+    if images.dim() != 4:
+        raise ValueError(f"checkerboard_energy takes (N, C, H, W) images, got shape {tuple(images.shape)}")
+    if period < 2 or images.shape[-2] % period or images.shape[-1] % period:
+        raise ValueError(f"period={period}: must be at least 2 and divide the image size {tuple(images.shape[-2:])}")
+    x = images.detach().cpu().double()
+    x = x - x.mean(dim=(-2, -1), keepdim=True)
+    tile = x.unflatten(-1, (-1, period)).unflatten(-3, (-1, period)).mean(dim=(-4, -2))   # (N, C, p, p)
+    periodic = (tile ** 2).flatten(1).sum(1) / period ** 2
+    total = (x ** 2).flatten(1).sum(1) / (x.shape[-2] * x.shape[-1])
+    return float(torch.where(total > 0, periodic / total.clamp_min(1e-300), torch.zeros_like(total)).mean())
 
 
 def color_drift(x: torch.Tensor, gt: torch.Tensor) -> float:

@@ -32,7 +32,8 @@ from torch import nn
 from .config import DIRECTIONS, Config
 from .devices import autocast, autocast_dtype, select_device
 from .losses import GANLoss, cycle_loss, identity_loss
-from .networks import NLayerDiscriminator, ResnetGenerator, UnetGenerator, init_weights, run_at_test_time
+from .networks import (ResnetGenerator, UnetGenerator, add_spectral_norm, build_discriminator, init_weights,
+                       run_at_test_time)
 from .pool import ImagePool
 
 
@@ -117,7 +118,7 @@ class CycleGAN(TranslationModel):
             return ResnetGenerator(i, o, c.ngf, c.n_blocks, c.norm, c.dropout, c.upsample)
 
         def discriminator(i):
-            return NLayerDiscriminator(i, c.ndf, c.n_layers_D, c.norm)
+            return build_discriminator(c.netD, i, c.ndf, c.n_layers_D, c.norm, c.image_size)
 
         self.G_AB = generator(c.input_nc, c.output_nc)     # G: X → Y
         self.G_BA = generator(c.output_nc, c.input_nc)     # F: Y → X
@@ -125,6 +126,9 @@ class CycleGAN(TranslationModel):
         self.D_B = discriminator(c.output_nc)              # D_Y: is this a real B image?
         for net in (self.G_AB, self.G_BA, self.D_A, self.D_B):
             init_weights(net, "normal", c.init_gain)
+        if c.spectral_norm:                                 # after the initialisation it keeps (Miyato et al. 2018)
+            for net in (self.D_A, self.D_B):
+                add_spectral_norm(net)
         self.gan_loss = GANLoss(c.gan_mode)
         # fake_A images (from G_BA) train D_A; fake_B images (from G_AB) train D_B
         self.pools = {"fake_A": ImagePool(c.pool_size), "fake_B": ImagePool(c.pool_size)}
@@ -225,8 +229,10 @@ class Pix2Pix(TranslationModel):
             raise ValueError(f"image_size={c.image_size}: pix2pix's U-Net needs a power of two (32, 64, …, 256)")
         self.G = init_weights(UnetGenerator(c.input_nc, c.output_nc, num_downs, c.ngf, c.norm, dropout=c.dropout),
                               "normal", c.init_gain)
-        self.D = init_weights(NLayerDiscriminator(c.input_nc + c.output_nc, c.ndf, c.n_layers_D, c.norm),
-                              "normal", c.init_gain)
+        self.D = init_weights(build_discriminator(c.netD, c.input_nc + c.output_nc, c.ndf, c.n_layers_D, c.norm,
+                                                  c.image_size), "normal", c.init_gain)
+        if c.spectral_norm:
+            add_spectral_norm(self.D)
         self.gan_loss = GANLoss(c.gan_mode)
         # (input, fake) pairs for D, as the conditional D judges pairs; no pool (none to checkpoint) at 0
         self.pools = {"fake_AB": ImagePool(c.pool_size)} if c.pool_size > 0 else {}

@@ -7,6 +7,8 @@
 * :class:`UnetGenerator` — pix2pix's U-Net with skip connections (Isola et al. 2017, §3.2.1).
 * :class:`PixelDiscriminator` (a 1×1 PatchGAN) and :class:`FullImageDiscriminator` (one score per
   image), the two ends of the patch-size spectrum that the PatchGAN chapter compares.
+* :func:`build_discriminator` — one of the three by name (Config's ``netD``); :func:`add_spectral_norm`.
+* :func:`receptive_field` and :func:`output_map_size` — the patch a score sees, and how many scores.
 * :func:`run_at_test_time` — a generator on test images: in eval mode, or as the official test.py
   runs pix2pix (dropout on, each image normalised with its own statistics).
 
@@ -19,6 +21,8 @@ import math
 
 import torch
 from torch import nn
+
+from .config import NET_D_CHOICES
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
@@ -253,6 +257,33 @@ class FullImageDiscriminator(nn.Module):
         return self.model(x)
 
 
+def build_discriminator(kind: str = "n_layers", input_nc: int = 3, ndf: int = 64, n_layers: int = 3,
+                        norm: str = "instance", image_size: int = 256) -> nn.Module:
+    """The discriminator ``kind`` of Config's ``netD``: ``"n_layers"`` the PatchGAN with ``n_layers``
+    stride-2 layers (the official ``--netD n_layers``; with 3 it is ``basic``, the 70×70 PatchGAN),
+    ``"pixel"`` the 1×1 :class:`PixelDiscriminator` (official ``pixel``), ``"image"`` the
+    :class:`FullImageDiscriminator` for ``image_size`` images (pix2pix's ImageGAN, not in the official code)."""
+    if kind == "n_layers":
+        return NLayerDiscriminator(input_nc, ndf, n_layers, norm)
+    if kind == "pixel":
+        return PixelDiscriminator(input_nc, ndf, norm)
+    if kind == "image":
+        return FullImageDiscriminator(input_nc, ndf, image_size, norm)
+    raise ValueError(f"netD={kind!r}: choose one of {NET_D_CHOICES}")
+
+
+def add_spectral_norm(net: nn.Module) -> nn.Module:
+    """Divide the weight of every convolution of ``net`` by its largest singular value, re-estimated by
+    one power iteration in each training-mode forward pass (spectral normalisation, Miyato et al. 2018),
+    and return ``net``. On a discriminator this bounds how fast its scores can change with its input (a
+    Lipschitz constant of about 1 per layer), a standard remedy for a D that overpowers its generator.
+    Apply it after :func:`init_weights`: the initial weights become the parametrization's ``original``."""
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.utils.parametrizations.spectral_norm(m)
+    return net
+
+
 def init_weights(net: nn.Module, init_type: str = "normal", gain: float = 0.02) -> nn.Module:
     """Initialise as the paper's code: conv weights ~ N(0, gain), biases 0, and affine norm weights
     ~ N(1, gain) (appendix 7.1: "weights are initialized from a Gaussian N(0, 0.02)").
@@ -276,23 +307,47 @@ def init_weights(net: nn.Module, init_type: str = "normal", gain: float = 0.02) 
     return net
 
 
+def _conv_stack(net: nn.Module):
+    """``(kernel, stride, padding, dilation)`` of each layer of a plain convolution stack, in order (one
+    side of each: our discriminators use square kernels and equal padding on every side)."""
+    for m in net.modules():
+        if isinstance(m, (nn.ConvTranspose2d, ResnetBlock, UnetSkipConnectionBlock)):
+            raise ValueError(f"receptive fields and output maps are computed for plain convolution stacks "
+                             f"(discriminators); {type(net).__name__} contains a {type(m).__name__}")
+        if isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+            yield tuple(_first(getattr(m, a, 1)) for a in ("kernel_size", "stride", "padding", "dilation"))
+
+
 def receptive_field(net: nn.Module) -> int:
     """The side of the input square that one output value sees, from the layers of a plain
     convolution stack: ``r ← r + (k − 1)·d·j`` and ``j ← j·s`` over the layers in order, where ``j`` is
     the distance in input pixels between neighbouring units (the "jump").
 
-    70 for the default PatchGAN, 16 for ``n_layers=1``, 1 for :class:`PixelDiscriminator`.
+    16, 34, 70 and 142 for the PatchGAN with ``n_layers`` 1 to 4 (70 is the paper's 70×70), 1 for
+    :class:`PixelDiscriminator`.
     """
     field, jump = 1, 1
-    for m in net.modules():
-        if isinstance(m, (nn.ConvTranspose2d, ResnetBlock, UnetSkipConnectionBlock)):
-            raise ValueError(f"receptive_field handles plain convolution stacks (discriminators); "
-                             f"{type(net).__name__} contains a {type(m).__name__}")
-        if isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
-            k, s, d = (_first(getattr(m, a, 1)) for a in ("kernel_size", "stride", "dilation"))
-            field += (k - 1) * d * jump
-            jump *= s
+    for k, s, _, d in _conv_stack(net):
+        field += (k - 1) * d * jump
+        jump *= s
     return field
+
+
+def output_map_size(net: nn.Module, image_size: int) -> int:
+    """The side of the score map a discriminator returns for ``image_size``×``image_size`` images:
+    ``n ← ⌊(n + 2p − d·(k − 1) − 1) / s⌋ + 1`` over its layers, the size rule of ``nn.Conv2d``.
+
+    The 70×70 PatchGAN gives 30 at 256 px (900 overlapping patches) and 6 at 64 px; the PixelGAN
+    gives ``image_size`` itself, the full-image discriminator 1. Raises ValueError when the images
+    are too small for the network to return any score.
+    """
+    size = image_size
+    for k, s, p, d in _conv_stack(net):
+        size = (size + 2 * p - d * (k - 1) - 1) // s + 1
+        if size < 1:
+            raise ValueError(f"image_size={image_size} is too small for this {type(net).__name__}: "
+                             "it would return no score; use larger images or fewer layers")
+    return size
 
 
 def _first(v) -> int:

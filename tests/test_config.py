@@ -93,3 +93,19 @@ def test_the_default_70x70_patchgan_needs_24_px():
             Config(image_size=size, load_size=size + 2)
     with pytest.raises(ValueError, match="image_size=30: use a multiple of 4"):
         Config(image_size=30, load_size=32)
+
+
+def test_pixel_and_full_image_discriminators_lift_the_patchgan_size_limit():
+    assert min_image_size(3, netD="pixel") == min_image_size(3, netD="image") == 8
+    Config(image_size=8, load_size=8, netD="pixel")
+    Config(image_size=8, load_size=8, netD="image")
+    with pytest.raises(ValueError, match=r"image_size=8 is too small"):
+        Config(image_size=8, load_size=8)                       # the 70×70 PatchGAN needs 24
+
+
+def test_netD_and_spectral_norm_defaults_and_bad_values():
+    assert (Config().netD, Config().spectral_norm) == ("n_layers", False)
+    with pytest.raises(ValueError, match=r"netD='basic': choose one of \('n_layers', 'pixel', 'image'\)"):
+        Config(netD="basic")
+    with pytest.raises(ValueError, match="image_size=48: netD='image' .* needs a power of two"):
+        Config(image_size=48, load_size=48, netD="image")

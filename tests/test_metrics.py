@@ -128,6 +128,46 @@ def test_output_diversity_ignores_pixel_noise_but_not_content():
     assert metrics.output_diversity(torch.cat([left, right])) == pytest.approx(1.0)
 
 
+def _grid(size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    i = torch.arange(size, dtype=torch.float64)
+    return i[:, None], i[None, :]
+
+
+def test_checkerboard_energy_of_hand_made_images():
+    rows, cols = _grid()
+    checkerboard = ((-1.0) ** (rows + cols)).expand(2, 3, 32, 32)
+    period_4 = ((cols % 4 == 0).double() - 0.25).expand(1, 3, 32, 32)        # a bright column every 4 pixels
+    ramp = ((rows + cols) / 31 - 1).expand(1, 3, 32, 32)
+    assert metrics.checkerboard_energy(checkerboard) == 1.0
+    assert metrics.checkerboard_energy(period_4) == pytest.approx(1.0, abs=1e-12)
+    assert metrics.checkerboard_energy(period_4, period=2) == pytest.approx(0.5 / 1.5, abs=1e-12)  # its 2-px part
+    # a linear ramp over S = 32 pixels: the mean 4×4 tile varies as 0, 1, 2, 3 (variance 1.25) of 0..31 (85.25)
+    assert metrics.checkerboard_energy(ramp) == pytest.approx(15 / 1023, abs=1e-12)
+    assert metrics.checkerboard_energy(full(0.3)) == 0.0                        # no pattern at all
+    faint = ramp + 0.05 * checkerboard[:1]                                       # a faint checkerboard on the ramp
+    assert 0.01 < metrics.checkerboard_energy(faint) - metrics.checkerboard_energy(ramp) < 0.02
+
+
+def test_checkerboard_energy_is_the_spectral_energy_at_the_stride_frequencies():
+    torch.manual_seed(0)
+    x = torch.randn(3, 3, 32, 48, dtype=torch.float64).cumsum(-1)               # some low-frequency content too
+    power = torch.fft.fft2(x).abs() ** 2
+    for period in (2, 4):
+        stride = torch.zeros(32, 48, dtype=torch.bool)
+        stride[::32 // period, ::48 // period] = True
+        stride[0, 0] = False                                                    # not the mean
+        ac = power.flatten(1).sum(1) - power[..., 0, 0].sum(1)
+        expected = (power[..., stride].flatten(1).sum(1) / ac).mean()
+        assert metrics.checkerboard_energy(x, period) == pytest.approx(float(expected), rel=1e-10)
+
+
+def test_checkerboard_energy_refuses_sizes_it_cannot_tile():
+    with pytest.raises(ValueError, match=r"period=4: must be at least 2 and divide the image size \(30, 32\)"):
+        metrics.checkerboard_energy(torch.zeros(1, 3, 30, 32))
+    with pytest.raises(ValueError, match="takes \\(N, C, H, W\\)"):
+        metrics.checkerboard_energy(torch.zeros(3, 32, 32))
+
+
 def test_kernel_inception_distance_by_hand():
     gen = torch.Generator().manual_seed(0)
     a, b = torch.randn(6, 3, generator=gen).double(), torch.randn(5, 3, generator=gen).double() + 1

@@ -262,3 +262,32 @@ def test_build_model():
     assert isinstance(build_model("pix2pix", tiny()), Pix2Pix)
     with pytest.raises(ValueError, match="cyclegan"):
         build_model("unit", tiny())
+
+
+@pytest.mark.parametrize("netD, cls", [("pixel", "PixelDiscriminator"), ("image", "FullImageDiscriminator")])
+def test_netD_chooses_the_discriminators_of_both_models(netD, cls):
+    cycle, pix = CycleGAN(tiny(netD=netD)), Pix2Pix(tiny(netD=netD))
+    assert [type(D).__name__ for D in (cycle.D_A, cycle.D_B, pix.D)] == [cls] * 3
+    assert pix.D(torch.zeros(1, 6, 32, 32)).shape[1] == 1            # the conditional D judges (a, b) pairs
+
+
+@pytest.mark.parametrize("kind", ["cyclegan", "pix2pix"])
+def test_spectral_norm_wraps_the_discriminators_only_and_a_step_runs(kind):
+    from torch.nn.utils import parametrize
+    torch.manual_seed(0)
+    model = build_model(kind, tiny(spectral_norm=True)).setup()
+
+    def wrapped(nets):
+        return [parametrize.is_parametrized(m, "weight") for net in nets for m in net.modules()
+                if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    discriminators = [model.D_A, model.D_B] if kind == "cyclegan" else [model.D]
+    generators = [model.G_AB, model.G_BA] if kind == "cyclegan" else [model.G]
+    assert all(wrapped(discriminators)) and not any(wrapped(generators))
+    before = snapshot(discriminators)
+    losses = model.step(*batch(0))
+    assert all(v == v and abs(v) != float("inf") for v in losses.values())
+    assert not same(before, snapshot(discriminators))                  # D was updated through the wrapper
+    restored = build_model(kind, tiny(spectral_norm=True))
+    restored.load_state_dict(model.state_dict())                      # checkpoints keep u, v and the weights
+    assert same(snapshot([restored]), snapshot([model])) and same(list(restored.buffers()), list(model.buffers()))
+    assert not any(wrapped(build_model(kind, tiny()).children()))     # off by default

@@ -6,9 +6,11 @@ import pytest
 import torch
 from torch import nn
 
+from torch.nn.utils import parametrize
+
 from cyclegan_edu.networks import (FullImageDiscriminator, NLayerDiscriminator, PixelDiscriminator,
-                                   ResnetGenerator, UnetGenerator, count_parameters, init_weights,
-                                   receptive_field)
+                                   ResnetGenerator, UnetGenerator, add_spectral_norm, build_discriminator,
+                                   count_parameters, init_weights, output_map_size, receptive_field)
 
 
 def on_meta(build):
@@ -183,19 +185,21 @@ def test_generator_refuses_sizes_not_divisible_by_4():
     (lambda: NLayerDiscriminator(3, 8, 3), 70),
     (lambda: NLayerDiscriminator(3, 8, 1), 16),
     (lambda: NLayerDiscriminator(3, 8, 2), 34),
+    (lambda: NLayerDiscriminator(3, 8, 4), 142),
     (lambda: PixelDiscriminator(3, 8), 1),
+    (lambda: add_spectral_norm(NLayerDiscriminator(3, 8, 3)), 70),
 ])
 def test_receptive_field_values(build, field):
     assert receptive_field(build()) == field
 
 
-@pytest.mark.parametrize("n_layers", [1, 2, 3])
-def test_receptive_field_equals_the_measured_gradient_support(n_layers):
+@pytest.mark.parametrize("n_layers, size", [(1, 96), (2, 96), (3, 96), (4, 224)])
+def test_receptive_field_equals_the_measured_gradient_support(n_layers, size):
     """Without normalisation (instance norm couples every pixel), one output score depends on exactly
     a receptive_field × receptive_field square of the input."""
     torch.manual_seed(0)
     net = NLayerDiscriminator(3, 4, n_layers, norm="none")
-    x = torch.randn(1, 3, 96, 96, requires_grad=True)
+    x = torch.randn(1, 3, size, size, requires_grad=True)
     scores = net(x)
     scores[0, 0, scores.shape[2] // 2, scores.shape[3] // 2].backward()
     support = x.grad.abs().sum(dim=(0, 1)) > 0
@@ -207,6 +211,58 @@ def test_receptive_field_equals_the_measured_gradient_support(n_layers):
 def test_receptive_field_refuses_generators():
     with pytest.raises(ValueError, match="ResnetGenerator"):
         receptive_field(ResnetGenerator(3, 3, 8, 1))
+    with pytest.raises(ValueError, match="UnetGenerator"):
+        output_map_size(UnetGenerator(3, 3, 5, 4), 32)
+
+
+PATCH_NETS = [lambda: NLayerDiscriminator(3, 4, 1), lambda: NLayerDiscriminator(3, 4, 2),
+              lambda: NLayerDiscriminator(3, 4, 3), lambda: NLayerDiscriminator(3, 4, 4),
+              lambda: PixelDiscriminator(3, 4), lambda: add_spectral_norm(NLayerDiscriminator(3, 4, 2))]
+
+
+@pytest.mark.parametrize("build, size", [(build, size) for build in PATCH_NETS for size in (48, 64, 66)]
+                         + [(lambda: FullImageDiscriminator(3, 4, image_size=64), 64)])
+def test_output_map_size_equals_the_map_the_network_returns(build, size):
+    net = build().eval()
+    with torch.no_grad():
+        assert net(torch.zeros(1, 3, size, size)).shape[-2:] == (output_map_size(net, size),) * 2
+
+
+def test_output_map_size_of_the_paper_patchgan_and_too_small_images():
+    assert output_map_size(on_meta(NLayerDiscriminator), 256) == 30
+    assert output_map_size(on_meta(NLayerDiscriminator), 64) == 6
+    with pytest.raises(ValueError, match="image_size=12 is too small for this NLayerDiscriminator"):
+        output_map_size(on_meta(NLayerDiscriminator), 12)
+
+
+@pytest.mark.parametrize("kind, cls", [("n_layers", NLayerDiscriminator), ("pixel", PixelDiscriminator),
+                                       ("image", FullImageDiscriminator)])
+def test_build_discriminator_by_name(kind, cls):
+    net = build_discriminator(kind, 6, 4, n_layers=2, norm="batch", image_size=32)
+    assert type(net) is cls and net(torch.zeros(2, 6, 32, 32)).shape[1] == 1
+    assert any(isinstance(m, nn.BatchNorm2d) for m in net.modules())
+    if kind == "n_layers":
+        assert receptive_field(net) == 34
+
+
+def test_build_discriminator_refuses_unknown_kinds():
+    with pytest.raises(ValueError, match="netD='basic': choose one of"):
+        build_discriminator("basic")
+
+
+def test_spectral_norm_wraps_every_convolution_and_keeps_the_initial_weights():
+    torch.manual_seed(0)
+    net = init_weights(NLayerDiscriminator(3, 8, 2), "normal", 0.02)
+    initial = [m.weight.detach().clone() for m in net.modules() if isinstance(m, nn.Conv2d)]
+    add_spectral_norm(net).train()
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 4 and all(parametrize.is_parametrized(m, "weight") for m in convs)
+    assert all(torch.equal(m.parametrizations.weight.original, w) for m, w in zip(convs, initial))
+    for _ in range(30):                       # each training-mode forward refines the power iteration
+        net(torch.zeros(1, 3, 32, 32))
+    for m in convs:
+        largest = torch.linalg.matrix_norm(m.weight.detach().flatten(1), ord=2)
+        assert float(largest) == pytest.approx(1.0, abs=0.02)
 
 
 # --- initialisation -------------------------------------------------------------------------
