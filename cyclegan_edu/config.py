@@ -42,6 +42,7 @@ PREPROCESS_CHOICES = ("resize_and_crop", "crop", "scale_width_and_crop", "resize
 DIRECTIONS = ("AtoB", "BtoA")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 MODELS = ("cyclegan", "pix2pix")
+CYCLE_LOSSES = ("l1", "perceptual")
 
 
 def _setting(default, help: str, choices: tuple | None = None):
@@ -78,6 +79,11 @@ class Config:
     lambda_l1: float = _setting(100.0, "pix2pix: the weight of its L1 term (Isola et al. 2017, Eq. 4)")
     cycle_forward: bool = _setting(True, "the forward cycle x → G(x) → F(G(x)) ≈ x")
     cycle_backward: bool = _setting(True, "the backward cycle y → F(y) → G(F(y)) ≈ y")
+    cycle_loss: str = _setting("l1", "how the cycle compares x with F(G(x)): l1 (pixels, the paper's Eq. 2) or "
+                                     "perceptual (features of a fixed random network, cyclegan_edu.perceptual)",
+                               CYCLE_LOSSES)
+    perceptual_pixel_weight: float = _setting(0.0, "with cycle_loss=perceptual: weight of the pixel L1 added to "
+                                                   "the feature distance (0 = features alone)")
     pool_size: int = _setting(50, "history of generated images shown to D (Shrivastava et al.; 0 = off)")
 
     # optimisation (paper §4)
@@ -153,7 +159,8 @@ class Config:
         need(self.precision in PRECISIONS, f"precision={self.precision!r}: choose one of {PRECISIONS}")
         need(self.norm in NORMS, f"norm={self.norm!r}: choose one of {NORMS}")
         need(self.direction in DIRECTIONS, f"direction={self.direction!r}: choose one of {DIRECTIONS}")
-        for name in ("lambda_gan", "lambda_cycle", "lambda_identity", "lambda_l1", "lr"):
+        need(self.cycle_loss in CYCLE_LOSSES, f"cycle_loss={self.cycle_loss!r}: choose one of {CYCLE_LOSSES}")
+        for name in ("lambda_gan", "lambda_cycle", "lambda_identity", "lambda_l1", "perceptual_pixel_weight", "lr"):
             need(getattr(self, name) >= 0, f"{name}={getattr(self, name)}: must not be negative")
         need(self.pool_size >= 0, f"pool_size={self.pool_size}: must be 0 (no pool) or more")
         need(self.iters is None or self.iters >= 1, f"iters={self.iters}: must be at least 1")

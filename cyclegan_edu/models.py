@@ -33,6 +33,7 @@ from .config import DIRECTIONS, Config
 from .devices import autocast, autocast_dtype, select_device
 from .losses import GANLoss, cycle_loss, identity_loss
 from .networks import NLayerDiscriminator, ResnetGenerator, UnetGenerator, init_weights, run_at_test_time
+from .perceptual import PerceptualLoss
 from .pool import ImagePool
 
 
@@ -103,7 +104,8 @@ class CycleGAN(TranslationModel):
 
     Every ablation of the paper's Table 4 is a setting of :class:`~cyclegan_edu.config.Config`:
     ``lambda_gan=0`` (cycle alone), ``lambda_cycle=0`` (GAN alone), ``cycle_backward=False``
-    (GAN + forward cycle), ``cycle_forward=False`` (GAN + backward cycle).
+    (GAN + forward cycle), ``cycle_forward=False`` (GAN + backward cycle). ``cycle_loss="perceptual"``
+    compares ``x`` with ``F(G(x))`` through fixed features instead of pixels (:mod:`cyclegan_edu.perceptual`).
     """
 
     def __init__(self, config: Config):
@@ -126,6 +128,8 @@ class CycleGAN(TranslationModel):
         for net in (self.G_AB, self.G_BA, self.D_A, self.D_B):
             init_weights(net, "normal", c.init_gain)
         self.gan_loss = GANLoss(c.gan_mode)
+        self.reconstruction_loss = (cycle_loss if c.cycle_loss == "l1"
+                                    else PerceptualLoss(c.perceptual_pixel_weight))   # Config.cycle_loss
         # fake_A images (from G_BA) train D_A; fake_B images (from G_AB) train D_B
         self.pools = {"fake_A": ImagePool(c.pool_size), "fake_B": ImagePool(c.pool_size)}
 
@@ -135,7 +139,8 @@ class CycleGAN(TranslationModel):
 
     def step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, float]:
         """One training iteration, in the official order. Returns every loss term as a float: the
-        unweighted ``cycle_*`` and ``idt_*`` L1 distances and, as ``*_weighted``, the same times their
+        unweighted ``cycle_*`` and ``idt_*`` L1 distances (``cycle_*``: the perceptual distance with
+        ``cycle_loss="perceptual"``) and, as ``*_weighted``, the same times their
         weight in ``G_total`` (what the official code logs as ``cycle_A`` etc.; see the module docstring).
 
         1. Generators (D frozen): ``L_GAN(G) + L_GAN(F) + λ(L_cyc,A + L_cyc,B) + λλ_id(L_id,A + L_id,B)``.
@@ -157,9 +162,9 @@ class CycleGAN(TranslationModel):
             losses["G_AB_gan"] = self.gan_loss(self.D_B(fake_B), True)
             losses["G_BA_gan"] = self.gan_loss(self.D_A(fake_A), True)
             if c.lambda_cycle > 0 and c.cycle_forward:    # x → G(x) → F(G(x)) ≈ x
-                losses["cycle_A"] = cycle_loss(real_A, self.G_BA(fake_B))
+                losses["cycle_A"] = self.reconstruction_loss(real_A, self.G_BA(fake_B))
             if c.lambda_cycle > 0 and c.cycle_backward:   # y → F(y) → G(F(y)) ≈ y
-                losses["cycle_B"] = cycle_loss(real_B, self.G_AB(fake_A))
+                losses["cycle_B"] = self.reconstruction_loss(real_B, self.G_AB(fake_A))
             if c.lambda_cycle * c.lambda_identity > 0:    # G(y) ≈ y and F(x) ≈ x (§5.2), weight λ·λ_id
                 losses["idt_A"] = identity_loss(real_B, self.G_AB(real_B))
                 losses["idt_B"] = identity_loss(real_A, self.G_BA(real_A))
