@@ -83,6 +83,26 @@ class TranslationModel(nn.Module):
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         raise NotImplementedError
 
+    def measure_data(self, dataset) -> None:
+        """Measure what the model needs of its training data before its first step; the Trainer calls it
+        for a new run. CycleGAN and pix2pix need nothing (DistanceGAN: its distance statistics)."""
+
+    # models that learn G alone translate Config.direction only; their name for the error
+    one_way_name: str | None = None
+
+    def check_direction(self, direction: str | None) -> str:
+        """The direction to translate (None: the one the model learned, ``Config.direction``), or a
+        ValueError saying what to do: a one-way model translates only the direction it learned."""
+        learned = self.config.direction
+        if direction is None:
+            return learned
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction={direction!r}: choose 'AtoB' or 'BtoA'")
+        if self.one_way_name and direction != learned:
+            raise ValueError(f"this {self.one_way_name} learned {learned} only (Config.direction): translate with "
+                             f"direction={learned!r}, or train another {self.one_way_name} with direction={direction!r}")
+        return direction
+
     def _backward(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
         if self.scaler is None:
             loss.backward()
@@ -93,6 +113,10 @@ class TranslationModel(nn.Module):
 
     def _autocast(self):
         return autocast(self.device, self.amp_dtype)
+
+    def _discriminator_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """``0.5 (L(D(real), 1) + L(D(fake), 0))``, the fake detached; the 0.5 slows D relative to G (§4)."""
+        return 0.5 * (self.gan_loss(D(real), True) + self.gan_loss(D(fake.detach()), False))
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True)
@@ -189,9 +213,6 @@ class CycleGAN(TranslationModel):
         logged.update({f"{name}_weighted": weights[name] * logged[name] for name in weights if name in logged})
         return logged
 
-    def _discriminator_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        return 0.5 * (self.gan_loss(D(real), True) + self.gan_loss(D(fake.detach()), False))
-
     @torch.no_grad()
     def translate(self, x: torch.Tensor, direction: str = "AtoB", eval_mode: bool = True) -> torch.Tensor:
         """Images of the dataset's A (``"AtoB"``) or B (``"BtoA"``) translated into the other domain,
@@ -221,6 +242,8 @@ class Pix2Pix(TranslationModel):
     dropout in the U-Net, the cross-entropy GAN loss, no pool) are ``get_preset(model="pix2pix")``'s,
     from :data:`~cyclegan_edu.config.PIX2PIX_DEFAULTS`.
     """
+
+    one_way_name = "pix2pix"
 
     def __init__(self, config: Config):
         super().__init__(config)
@@ -280,18 +303,16 @@ class Pix2Pix(TranslationModel):
         normalised with its own statistics (test.py translates one at a time); the running statistics
         are neither used nor changed. See :func:`~cyclegan_edu.networks.run_at_test_time`.
         """
-        if direction not in (None, self.config.direction):
-            learned = self.config.direction
-            raise ValueError(f"this pix2pix learned {learned} only (Config.direction): translate with "
-                             f"direction={learned!r}, or train another pix2pix with direction={direction!r}")
+        self.check_direction(direction)
         with self._autocast():
             out = run_at_test_time(self.G, self._prepare(x), eval_mode)
         return out.float()
 
 
 def build_model(kind: str, config: Config) -> TranslationModel:
-    """``"cyclegan"`` or ``"pix2pix"``, not yet moved to a device (call ``.setup()``)."""
-    kinds = {"cyclegan": CycleGAN, "pix2pix": Pix2Pix}
+    """``"cyclegan"``, ``"pix2pix"`` or ``"distancegan"``, not yet moved to a device (call ``.setup()``)."""
+    from .distancegan import DistanceGAN      # its module builds on this one
+    kinds = {"cyclegan": CycleGAN, "pix2pix": Pix2Pix, "distancegan": DistanceGAN}
     if kind not in kinds:
         raise ValueError(f"model={kind!r}: choose one of {sorted(kinds)}")
     return kinds[kind](config)
