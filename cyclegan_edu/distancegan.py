@@ -41,7 +41,6 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
-from torch import nn
 
 from .config import Config
 from .losses import GANLoss
