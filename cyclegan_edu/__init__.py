@@ -9,7 +9,9 @@ One concept per module, in the order data flows through a run:
 ``networks``      ResNet generator, U-Net, PatchGAN and friends, receptive fields
 ``losses``        the GAN, cycle and identity losses (Eq. 1-3, §5.2)
 ``pool``          the image history buffer (§4)
+``perceptual``    a perceptual (feature) cycle loss on fixed random features
 ``models``        CycleGAN and pix2pix: nets, optimizers and one ``step`` each
+``distancegan``   DistanceGAN: one-sided, distance-keeping translation (Benaim & Wolf 2017)
 ``train``         the Trainer: schedule, checkpoints, history, callbacks
 ``pretrained``    loading the official pretrained generators
 ``inference``     translating image files with a generator (the ``translate`` command)
@@ -17,6 +19,7 @@ One concept per module, in the order data flows through a run:
 ``judges``        small classifiers that score translations
 ``diagnostics``   training dynamics: D's score maps, D overpowering G, mode collapse
 ``evaluation``    every score of a trained model on a task, the same numbers everywhere
+``steganography`` what the cycle hides: F(G(x)) when G(x) is slightly changed (Chu et al. 2017)
 ``experiments``   the book's experiments declared once; their committed results (``results/``)
 ``viz``           figures; ``widgets``: notebook explorers
 ================  ==============================================================
@@ -33,6 +36,7 @@ _EXPORTS = {
     "losses": ["GANLoss", "cycle_loss", "identity_loss"],
     "pool": ["ImagePool"],
     "models": ["CycleGAN", "Pix2Pix", "build_model"],
+    "distancegan": ["DistanceGAN"],
     "train": ["Trainer", "load_model", "linear_decay"],
     "pretrained": ["load_generator"],
     "inference": ["open_translator", "translate_paths"],

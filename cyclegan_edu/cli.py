@@ -235,7 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", required=True, help="dataset folder with trainA/ and trainB/ (pix2pix: train/)")
     t.add_argument("--out", required=True, help="run directory for checkpoint.pt, config.json, history.csv")
     t.add_argument("--model", choices=MODELS, default="cyclegan",
-                   help="pix2pix starts from pix2pix's own settings (config.PIX2PIX_DEFAULTS)")
+                   help="pix2pix and distancegan (one-sided, Benaim & Wolf 2017) start from their own settings "
+                        "(config.PIX2PIX_DEFAULTS, config.DISTANCEGAN_DEFAULTS)")
     t.add_argument("--preset", choices=sorted(PRESETS), help="default: $CYCLEGAN_EDU_PRESET, else gpu or cpu")
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its checkpoint, with the run's own settings")

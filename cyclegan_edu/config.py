@@ -19,7 +19,9 @@ preset     image size  ngf  blocks  batch  for
 
 Presets are immutable: ``get_preset(name, **changes)`` (or ``config.replace(**changes)``) makes a
 changed copy. ``get_preset(name, model="pix2pix")`` gives pix2pix's own settings
-(:data:`PIX2PIX_DEFAULTS`) on the preset's sizes.
+(:data:`PIX2PIX_DEFAULTS`) on the preset's sizes, ``model="distancegan"`` DistanceGAN's
+(:data:`DISTANCEGAN_DEFAULTS`). The one-image batches of ``gpu`` and ``paper`` suit DistanceGAN's
+``distance_mode="self"``; its default ``"pairs"`` needs ``batch_size >= 2``.
 
 ``CYCLEGAN_EDU_PRESET`` names the preset every notebook uses; without it, ``gpu`` when CUDA is
 available and ``cpu`` otherwise.
@@ -42,7 +44,9 @@ NORMS = ("instance", "batch", "none")
 PREPROCESS_CHOICES = ("resize_and_crop", "crop", "scale_width_and_crop", "resize", "none")
 DIRECTIONS = ("AtoB", "BtoA")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-MODELS = ("cyclegan", "pix2pix")
+MODELS = ("cyclegan", "pix2pix", "distancegan")
+CYCLE_LOSSES = ("l1", "perceptual")
+DISTANCE_MODES = ("pairs", "self")
 
 
 def _setting(default, help: str, choices: tuple | None = None):
@@ -82,7 +86,17 @@ class Config:
     lambda_l1: float = _setting(100.0, "pix2pix: the weight of its L1 term (Isola et al. 2017, Eq. 4)")
     cycle_forward: bool = _setting(True, "the forward cycle x → G(x) → F(G(x)) ≈ x")
     cycle_backward: bool = _setting(True, "the backward cycle y → F(y) → G(F(y)) ≈ y")
+    cycle_loss: str = _setting("l1", "how the cycle compares x with F(G(x)): l1 (pixels, the paper's Eq. 2) or "
+                                     "perceptual (features of a fixed random network, cyclegan_edu.perceptual)",
+                               CYCLE_LOSSES)
+    perceptual_pixel_weight: float = _setting(0.0, "with cycle_loss=perceptual: weight of the pixel L1 added to "
+                                                   "the feature distance (0 = features alone)")
     pool_size: int = _setting(50, "history of generated images shown to D (Shrivastava et al.; 0 = off)")
+    lambda_distance: float = _setting(1.0, "DistanceGAN: the weight of its distance loss (Benaim & Wolf 2017; "
+                                           "the official default 1)")
+    distance_mode: str = _setting("pairs", "DistanceGAN: pairs (distances between the images of a batch, §3.1; "
+                                           "needs batch_size >= 2) or self (between the halves of each image, §3.2)",
+                                  DISTANCE_MODES)
 
     # optimisation (paper §4)
     lr: float = _setting(2e-4, "Adam's initial learning rate")
@@ -161,7 +175,11 @@ class Config:
         need(self.precision in PRECISIONS, f"precision={self.precision!r}: choose one of {PRECISIONS}")
         need(self.norm in NORMS, f"norm={self.norm!r}: choose one of {NORMS}")
         need(self.direction in DIRECTIONS, f"direction={self.direction!r}: choose one of {DIRECTIONS}")
-        for name in ("lambda_gan", "lambda_cycle", "lambda_identity", "lambda_l1", "lr"):
+        need(self.cycle_loss in CYCLE_LOSSES, f"cycle_loss={self.cycle_loss!r}: choose one of {CYCLE_LOSSES}")
+        need(self.distance_mode in DISTANCE_MODES,
+             f"distance_mode={self.distance_mode!r}: choose one of {DISTANCE_MODES}")
+        for name in ("lambda_gan", "lambda_cycle", "lambda_identity", "lambda_l1", "perceptual_pixel_weight",
+                     "lambda_distance", "lr"):
             need(getattr(self, name) >= 0, f"{name}={getattr(self, name)}: must not be negative")
         need(self.pool_size >= 0, f"pool_size={self.pool_size}: must be 0 (no pool) or more")
         need(self.iters is None or self.iters >= 1, f"iters={self.iters}: must be at least 1")
@@ -240,6 +258,14 @@ PRESETS: Mapping[str, Config] = MappingProxyType({
 PIX2PIX_DEFAULTS: Mapping[str, object] = MappingProxyType(
     {"norm": "batch", "dropout": True, "gan_mode": "vanilla", "pool_size": 0, "lambda_identity": 0.0})
 
+# DistanceGAN's (Benaim & Wolf 2017): its objective has no identity term (it has no F, nor a cycle).
+# ``get_preset(model="distancegan")`` applies them.
+DISTANCEGAN_DEFAULTS: Mapping[str, object] = MappingProxyType({"lambda_identity": 0.0})
+
+# each model's own settings, applied over a preset by get_preset
+MODEL_DEFAULTS: Mapping[str, Mapping[str, object]] = MappingProxyType(
+    {"cyclegan": MappingProxyType({}), "pix2pix": PIX2PIX_DEFAULTS, "distancegan": DISTANCEGAN_DEFAULTS})
+
 
 def default_preset_name() -> str:
     """The preset named by ``CYCLEGAN_EDU_PRESET``, else ``gpu`` with CUDA and ``cpu`` without."""
@@ -254,11 +280,11 @@ def default_preset_name() -> str:
 
 def get_preset(name: str | None = None, model: str = "cyclegan", **overrides) -> Config:
     """The preset ``name`` (default: :func:`default_preset_name`) for ``model``, with fields overridden:
-    ``model="pix2pix"`` applies :data:`PIX2PIX_DEFAULTS` first, so ``overrides`` win over them."""
+    ``model="pix2pix"`` applies :data:`PIX2PIX_DEFAULTS` first (``"distancegan"``:
+    :data:`DISTANCEGAN_DEFAULTS`), so ``overrides`` win over them."""
     name = name or default_preset_name()
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     if model not in MODELS:
         raise ValueError(f"model={model!r}: choose one of {MODELS}")
-    model_defaults = PIX2PIX_DEFAULTS if model == "pix2pix" else {}
-    return PRESETS[name].replace(**{**model_defaults, **overrides})
+    return PRESETS[name].replace(**{**MODEL_DEFAULTS[model], **overrides})

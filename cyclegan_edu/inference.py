@@ -53,7 +53,7 @@ def open_translator(run: str | os.PathLike | None = None, weights: str | os.Path
         from .train import load_model
         model = load_model(run, device=device)
         c = model.config
-        direction = direction or c.direction
+        direction = model.check_direction(direction)        # before any output is written
         generator = next(m for m in model.children() if isinstance(m, (ResnetGenerator, UnetGenerator)))
         return Translator(lambda x: model.translate(x, direction, eval_mode=eval_mode),
                           c.input_nc if direction == "AtoB" else c.output_nc,

@@ -34,6 +34,7 @@ from .devices import autocast, autocast_dtype, select_device
 from .losses import GANLoss, cycle_loss, identity_loss
 from .networks import (ResnetGenerator, UnetGenerator, add_spectral_norm, build_discriminator, init_weights,
                        run_at_test_time)
+from .perceptual import PerceptualLoss
 from .pool import ImagePool
 
 
@@ -83,6 +84,26 @@ class TranslationModel(nn.Module):
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         raise NotImplementedError
 
+    def measure_data(self, dataset) -> None:
+        """Measure what the model needs of its training data before its first step; the Trainer calls it
+        for a new run. CycleGAN and pix2pix need nothing (DistanceGAN: its distance statistics)."""
+
+    # models that learn G alone translate Config.direction only; their name for the error
+    one_way_name: str | None = None
+
+    def check_direction(self, direction: str | None) -> str:
+        """The direction to translate (None: the one the model learned, ``Config.direction``), or a
+        ValueError saying what to do: a one-way model translates only the direction it learned."""
+        learned = self.config.direction
+        if direction is None:
+            return learned
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction={direction!r}: choose 'AtoB' or 'BtoA'")
+        if self.one_way_name and direction != learned:
+            raise ValueError(f"this {self.one_way_name} learned {learned} only (Config.direction): translate with "
+                             f"direction={learned!r}, or train another {self.one_way_name} with direction={direction!r}")
+        return direction
+
     def _backward(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
         if self.scaler is None:
             loss.backward()
@@ -94,6 +115,10 @@ class TranslationModel(nn.Module):
     def _autocast(self):
         return autocast(self.device, self.amp_dtype)
 
+    def _discriminator_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """``0.5 (L(D(real), 1) + L(D(fake), 0))``, the fake detached; the 0.5 slows D relative to G (§4)."""
+        return 0.5 * (self.gan_loss(D(real), True) + self.gan_loss(D(fake.detach()), False))
+
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True)
         return x.contiguous(memory_format=torch.channels_last) if self.config.channels_last else x
@@ -104,7 +129,8 @@ class CycleGAN(TranslationModel):
 
     Every ablation of the paper's Table 4 is a setting of :class:`~cyclegan_edu.config.Config`:
     ``lambda_gan=0`` (cycle alone), ``lambda_cycle=0`` (GAN alone), ``cycle_backward=False``
-    (GAN + forward cycle), ``cycle_forward=False`` (GAN + backward cycle).
+    (GAN + forward cycle), ``cycle_forward=False`` (GAN + backward cycle). ``cycle_loss="perceptual"``
+    compares ``x`` with ``F(G(x))`` through fixed features instead of pixels (:mod:`cyclegan_edu.perceptual`).
     """
 
     def __init__(self, config: Config):
@@ -130,6 +156,8 @@ class CycleGAN(TranslationModel):
             for net in (self.D_A, self.D_B):
                 add_spectral_norm(net)
         self.gan_loss = GANLoss(c.gan_mode)
+        self.reconstruction_loss = (cycle_loss if c.cycle_loss == "l1"
+                                    else PerceptualLoss(c.perceptual_pixel_weight))   # Config.cycle_loss
         # fake_A images (from G_BA) train D_A; fake_B images (from G_AB) train D_B
         self.pools = {"fake_A": ImagePool(c.pool_size), "fake_B": ImagePool(c.pool_size)}
 
@@ -139,7 +167,8 @@ class CycleGAN(TranslationModel):
 
     def step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, float]:
         """One training iteration, in the official order. Returns every loss term as a float: the
-        unweighted ``cycle_*`` and ``idt_*`` L1 distances and, as ``*_weighted``, the same times their
+        unweighted ``cycle_*`` and ``idt_*`` L1 distances (``cycle_*``: the perceptual distance with
+        ``cycle_loss="perceptual"``) and, as ``*_weighted``, the same times their
         weight in ``G_total`` (what the official code logs as ``cycle_A`` etc.; see the module docstring).
 
         1. Generators (D frozen): ``L_GAN(G) + L_GAN(F) + λ(L_cyc,A + L_cyc,B) + λλ_id(L_id,A + L_id,B)``.
@@ -161,9 +190,9 @@ class CycleGAN(TranslationModel):
             losses["G_AB_gan"] = self.gan_loss(self.D_B(fake_B), True)
             losses["G_BA_gan"] = self.gan_loss(self.D_A(fake_A), True)
             if c.lambda_cycle > 0 and c.cycle_forward:    # x → G(x) → F(G(x)) ≈ x
-                losses["cycle_A"] = cycle_loss(real_A, self.G_BA(fake_B))
+                losses["cycle_A"] = self.reconstruction_loss(real_A, self.G_BA(fake_B))
             if c.lambda_cycle > 0 and c.cycle_backward:   # y → F(y) → G(F(y)) ≈ y
-                losses["cycle_B"] = cycle_loss(real_B, self.G_AB(fake_A))
+                losses["cycle_B"] = self.reconstruction_loss(real_B, self.G_AB(fake_A))
             if c.lambda_cycle * c.lambda_identity > 0:    # G(y) ≈ y and F(x) ≈ x (§5.2), weight λ·λ_id
                 losses["idt_A"] = identity_loss(real_B, self.G_AB(real_B))
                 losses["idt_B"] = identity_loss(real_A, self.G_BA(real_A))
@@ -187,9 +216,6 @@ class CycleGAN(TranslationModel):
                    "idt_A": c.lambda_cycle * c.lambda_identity, "idt_B": c.lambda_cycle * c.lambda_identity}
         logged.update({f"{name}_weighted": weights[name] * logged[name] for name in weights if name in logged})
         return logged
-
-    def _discriminator_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        return 0.5 * (self.gan_loss(D(real), True) + self.gan_loss(D(fake.detach()), False))
 
     @torch.no_grad()
     def translate(self, x: torch.Tensor, direction: str = "AtoB", eval_mode: bool = True) -> torch.Tensor:
@@ -220,6 +246,8 @@ class Pix2Pix(TranslationModel):
     dropout in the U-Net, the cross-entropy GAN loss, no pool) are ``get_preset(model="pix2pix")``'s,
     from :data:`~cyclegan_edu.config.PIX2PIX_DEFAULTS`.
     """
+
+    one_way_name = "pix2pix"
 
     def __init__(self, config: Config):
         super().__init__(config)
@@ -281,18 +309,16 @@ class Pix2Pix(TranslationModel):
         normalised with its own statistics (test.py translates one at a time); the running statistics
         are neither used nor changed. See :func:`~cyclegan_edu.networks.run_at_test_time`.
         """
-        if direction not in (None, self.config.direction):
-            learned = self.config.direction
-            raise ValueError(f"this pix2pix learned {learned} only (Config.direction): translate with "
-                             f"direction={learned!r}, or train another pix2pix with direction={direction!r}")
+        self.check_direction(direction)
         with self._autocast():
             out = run_at_test_time(self.G, self._prepare(x), eval_mode)
         return out.float()
 
 
 def build_model(kind: str, config: Config) -> TranslationModel:
-    """``"cyclegan"`` or ``"pix2pix"``, not yet moved to a device (call ``.setup()``)."""
-    kinds = {"cyclegan": CycleGAN, "pix2pix": Pix2Pix}
+    """``"cyclegan"``, ``"pix2pix"`` or ``"distancegan"``, not yet moved to a device (call ``.setup()``)."""
+    from .distancegan import DistanceGAN      # its module builds on this one
+    kinds = {"cyclegan": CycleGAN, "pix2pix": Pix2Pix, "distancegan": DistanceGAN}
     if kind not in kinds:
         raise ValueError(f"model={kind!r}: choose one of {sorted(kinds)}")
     return kinds[kind](config)

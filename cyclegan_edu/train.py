@@ -128,6 +128,8 @@ class Trainer:
         if resume and self.out is not None and (self.out / CHECKPOINT).exists():
             self.load_checkpoint(self.out / CHECKPOINT)
             self.checkpoint_step = self.step
+        else:
+            self.model.measure_data(self.dataset)       # a new run: what the model needs of its data
 
     def _dataset(self, root: Path) -> Dataset:
         c = self.config
