@@ -176,3 +176,15 @@ def test_pair_distances_for_the_motivating_plot():
     assert len(pair_distances(model, torch.rand(4, 3, 32, 32) * 2 - 1, batch_size=3).translated) == 6
     with pytest.raises(ValueError, match="at least 3 images"):
         pair_distances(model, x[:2])
+
+
+def test_the_discriminator_follows_netD_and_spectral_norm():
+    from torch.nn.utils import parametrize
+    from cyclegan_edu.networks import NLayerDiscriminator, PixelDiscriminator
+    config = get_preset("ci", model="distancegan")
+    assert isinstance(DistanceGAN(config).D_B, NLayerDiscriminator)
+    model = DistanceGAN(config.replace(netD="pixel", spectral_norm=True))
+    assert isinstance(model.D_B, PixelDiscriminator)
+    convs = [m for m in model.D_B.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(parametrize.is_parametrized(m, "weight") for m in convs)
+    assert not any(parametrize.is_parametrized(m) for m in model.G.modules())
