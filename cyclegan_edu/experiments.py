@@ -119,6 +119,10 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     # Chapter 0: real images, sneakers ↔ ankle boots (Fashion-MNIST), judged by a fashion classifier.
     Experiment("ch0-fashion", 0, "sneaker2boot", "CycleGAN on real sneakers ↔ ankle boots",
                (Variant("cyclegan", "CycleGAN"),), steps=2500, n_train=1000),
+    # Chapter 2: the adversarial loss alone (λ = 0: no cycle, so no identity term either) on the task of
+    # chapter 0, whose CycleGAN (ch0-shapes) is the comparison; chapter 6 returns to it for mode collapse.
+    Experiment("ch2-gan-alone", 2, "shapes", "The adversarial loss alone on plain ↔ striped animals",
+               (Variant("gan-alone", "GAN alone (λ = 0)", {"lambda_cycle": 0.0}),), steps=2500),
     # Chapter 3: the cycle weight λ of Eq. 3 on labels ↔ photos (the identity loss off, as in Eq. 3).
     Experiment("ch3-lambda", 3, "labels", "Cycle weight λ on labels ↔ photos",
                tuple(Variant(f"lambda{_lambda_key(lam)}", f"λ = {lam:g}", {"lambda_cycle": float(lam)})
