@@ -115,7 +115,8 @@ class _Check:
         return f"Problem {self.problem.number} ({self.problem.name})"
 
     def fail(self, what: str, hint: str) -> NoReturn:
-        raise ProblemFailed(f"FAIL {self.title}: {what}. Hint: {hint}")
+        # from None: a plain Python traceback does not chain the student's exception from inside torch either
+        raise ProblemFailed(f"FAIL {self.title}: {what}. Hint: {hint}") from None
 
     def passed(self, what: str) -> None:
         print(f"PASS {self.title}: {what}")
@@ -127,19 +128,17 @@ class _Check:
         ``known`` fragment its message contains, else ``hint``."""
         try:
             yield
-            return
         except ProblemFailed:
             raise
         except NotImplementedError:
-            failure = (f"not written yet ({call} raised NotImplementedError)",
-                       "replace the `raise NotImplementedError` in the cell above with your code, run that cell, "
-                       "then this one")
+            self.fail(f"not written yet ({call} raised NotImplementedError)",
+                      "replace the `raise NotImplementedError` in the cell above with your code, run that cell, "
+                      "then this one")
         except Exception as err:
             lines = str(err).strip().splitlines()
             message = f": {lines[0][:300]}" if lines else ""
-            failure = (f"{call} raised {type(err).__name__}{message}",
-                       next((h for fragment, h in (known or {}).items() if fragment in str(err)), hint))
-        self.fail(*failure)         # outside the except clause: no chained traceback from the student's code
+            self.fail(f"{call} raised {type(err).__name__}{message}",
+                      next((h for fragment, h in (known or {}).items() if fragment in str(err)), hint))
 
     def tensor(self, value, call: str, shape: tuple | None = None) -> torch.Tensor:
         """``value`` if it is a tensor (of ``shape``, where given), else a FAIL line saying what it is."""
