@@ -86,7 +86,7 @@ def solution_or(answer):
         return answer
     name = getattr(answer, "__name__", "")
     if name not in PROBLEMS:
-        raise ValueError(f"solution_or({name or answer!r}): not a problem's answer; expected one of {list(PROBLEMS)}")
+        raise ValueError(f"solution_or({name or repr(answer)}): not a problem's answer; expected one of {list(PROBLEMS)}")
     path = Path(folder) / f"{PROBLEMS[name].notebook}.py"
     if not path.is_file():
         raise FileNotFoundError(f"{SOLUTIONS_ENV}={folder}: no {path.name} there; point it at the folder of the "
@@ -175,6 +175,11 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a.shape == b.shape and torch.allclose(a.detach().double(), b.detach().double(), rtol=1e-7, atol=ATOL)
 
 
+def _number(value) -> float:
+    """A float from a number or a one-element tensor, without torch's warning about its gradient."""
+    return float(value.detach() if isinstance(value, torch.Tensor) else value)
+
+
 def _known_mistake(got: torch.Tensor, mistakes: dict[str, torch.Tensor]) -> str | None:
     """The name of the first wrong formula whose value ``got`` equals, if any."""
     return next((name for name, value in mistakes.items() if _same(got, value)), None)
@@ -192,8 +197,8 @@ def _loss_check(check: _Check, answer: Callable, args: tuple, call: str, expecte
     if not _same(got.reshape(()), expected):
         mistake = _known_mistake(got.reshape(()), {name: value for name, (value, _) in mistakes.items()})
         if mistake:
-            check.fail(f"{call} = {float(got):.6f}, which is {mistake}", mistakes[mistake][1])
-        check.fail(f"{call} = {float(got):.6f}, expected {float(expected):.6f}", f"compute {formula}")
+            check.fail(f"{call} = {_number(got):.6f}, which is {mistake}", mistakes[mistake][1])
+        check.fail(f"{call} = {_number(got):.6f}, expected {_number(expected):.6f}", f"compute {formula}")
     if not got.requires_grad:
         check.fail(f"{call} has the right value but no gradient",
                    "build it from the input tensors with torch operations (no .item(), .detach() or torch.no_grad())")
@@ -358,7 +363,7 @@ def check_image_pool(ImagePool: type) -> None:
 
 def _image_number(image: torch.Tensor, images: torch.Tensor) -> int | None:
     """Which of ``images`` ``image`` (1, C, H, W) is, by its number and exact pixels, or None."""
-    number = int(round(float(image[0, 0, 0, 0]))) if image.numel() else -1
+    number = int(round(_number(image[0, 0, 0, 0]))) if image.numel() else -1
     if 0 <= number < len(images) and torch.equal(image.detach().double()[0], images[number]):
         return number
     return None
@@ -415,7 +420,7 @@ def _compare_outputs(check: _Check, student: nn.Module, reference: nn.Module, x:
         if mistake:
             check.fail(f"with the paper's weights, {call} computes {mistake}", mistakes[mistake][1])
         check.fail(f"with the paper's weights copied in, {call} differs from the paper's network by up to "
-                   f"{float((got - expected).abs().max()):.3g}", f"check each layer against {layers}")
+                   f"{_number((got - expected).abs().max()):.3g}", f"check each layer against {layers}")
 
 
 def _with_layers_replaced(net: nn.Module, kind: type, make: Callable[[nn.Module], nn.Module]) -> nn.Module:
@@ -620,7 +625,7 @@ def _run_step(check: _Check, training_step: Callable, run: _StudentRun, x, y) ->
     with check.running(STEP_CALL, known=STEP_HINTS):
         result = training_step(*run.arguments(x, y))
     try:
-        loss_G, loss_D = (float(value) for value in result)
+        loss_G, loss_D = (_number(value) for value in result)
     except (TypeError, ValueError):
         check.fail(f"{STEP_CALL} returned {type(result).__name__}, not (loss_G, loss_D)",
                    "return G's total loss and the sum of the two discriminators' losses, as numbers")
@@ -702,3 +707,11 @@ def check_training_step(training_step: Callable) -> None:
     _compare_step(check, run, reference, losses, reference.step(x[0], y[0]), 1)
     check.passed("G and F first, then D_X and D_Y on the pooled, detached fakes: the paper's weights and losses "
                  "after two steps with a pool, and one with the pool off")
+
+
+CHECKS: dict[str, Callable[[object], None]] = {
+    "lsgan_loss": check_lsgan_loss, "cycle_loss": check_cycle_loss, "identity_loss": check_identity_loss,
+    "ImagePool": check_image_pool, "ResidualBlock": check_residual_block, "ResnetGenerator": check_resnet_generator,
+    "PatchGAN": check_patchgan, "training_step": check_training_step,
+}
+"""Each problem's check, by the name the student defines (the keys of :data:`PROBLEMS`)."""
