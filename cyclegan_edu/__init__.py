@@ -18,6 +18,7 @@ One concept per module, in the order data flows through a run:
 ``evaluation``    every score of a trained model on a task, the same numbers everywhere
 ``experiments``   the book's experiments declared once; their committed results (``results/``)
 ``viz``           figures; ``widgets``: notebook explorers
+``grader``        the problem sets' checks: a student's answer against the package, PASS or one FAIL line
 ================  ==============================================================
 """
 import importlib
