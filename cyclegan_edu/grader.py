@@ -86,7 +86,8 @@ def solution_or(answer):
         return answer
     name = getattr(answer, "__name__", "")
     if name not in PROBLEMS:
-        raise ValueError(f"solution_or({name or repr(answer)}): not a problem's answer; expected one of {list(PROBLEMS)}")
+        raise ValueError(f"solution_or({name or repr(answer)}): not a problem's answer; "
+                         f"expected one of {list(PROBLEMS)}")
     path = Path(folder) / f"{PROBLEMS[name].notebook}.py"
     if not path.is_file():
         raise FileNotFoundError(f"{SOLUTIONS_ENV}={folder}: no {path.name} there; point it at the folder of the "
@@ -673,7 +674,8 @@ def _compare_step(check: _Check, run: _StudentRun, reference, losses: tuple[floa
                 "(or freeze D while G updates)")
         check.fail(f"after step {step}, the weights of {', '.join(differ)} differ from the paper's step", hint)
     if abs(loss_G - logged["G_total"]) > 1e-7 * max(1.0, abs(logged["G_total"])):
-        check.fail(f"loss_G = {loss_G:.6f}, expected {logged['G_total']:.6f}", "return G's total loss, every term weighted")
+        check.fail(f"loss_G = {loss_G:.6f}, expected {logged['G_total']:.6f}",
+                   "return G's total loss, every term weighted")
     if abs(loss_D - expected_D) > 1e-7 * max(1.0, abs(expected_D)):
         check.fail(f"loss_D = {loss_D:.6f}, expected {expected_D:.6f}", "return loss of D_X + loss of D_Y")
     for name, net in (("G", reference.G_AB), ("F", reference.G_BA)):

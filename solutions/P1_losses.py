@@ -2,7 +2,6 @@
 
 Instructor's file: keep it out of what you hand out. See book/problem_sets.md.
 """
-import torch
 
 
 def lsgan_loss(scores, target_is_real):

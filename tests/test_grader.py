@@ -182,9 +182,10 @@ def training_step(detach: bool = True, generators_first: bool = True, pooled: bo
 
 
 WRONG = {
-    "lsgan with the log loss": ("lsgan_loss", GANLoss("vanilla"),
-                                ["which is the log loss of the original GAN", "Hint: the paper trains with least squares"]),
-    "lsgan summed": ("lsgan_loss", lambda s, real: ((s - float(real)) ** 2).sum(), ["a sum over the score map", ".mean()"]),
+    "lsgan with the log loss": ("lsgan_loss", GANLoss("vanilla"), ["which is the log loss of the original GAN",
+                                                                   "Hint: the paper trains with least squares"]),
+    "lsgan summed": ("lsgan_loss", lambda s, real: ((s - float(real)) ** 2).sum(),
+                     ["a sum over the score map", ".mean()"]),
     "lsgan as a float": ("lsgan_loss", lambda s, real: float(((s.detach() - float(real)) ** 2).mean()),
                          ["returned float, not a tensor"]),
     "lsgan without a gradient": ("lsgan_loss", lambda s, real: ((s.detach() - float(real)) ** 2).mean(),
