@@ -1,4 +1,4 @@
-"""Make release VERSION: set the package version and pin every chapter's Colab install cell to it.
+"""Make release VERSION: set the package version and pin every notebook's Colab install cell to it.
 
     python .ci/release.py 0.2.0        # then commit, `git tag v0.2.0` and push the tag
 
@@ -19,6 +19,7 @@ from pathlib import Path
 REPOSITORY = "https://github.com/cyclegan-edu/cyclegan-edu"
 VERSION_LINE = re.compile(r'^__version__ = "[^"]*"$', re.MULTILINE)
 VERSION_FORMAT = re.compile(r"\d+\.\d+\.\d+((a|b|rc)\d+)?")   # PEP 440 release or pre-release, e.g. 0.2.0rc1
+NOTEBOOK_GLOBS = ("notebooks/*.ipynb", "notebooks/problems/*.ipynb")   # the chapters, then the problem sets
 
 
 def install_cell(version: str) -> str:
@@ -39,9 +40,14 @@ if "google.colab" in sys.modules:
     print(f"installed {{PACKAGE}}")'''
 
 
+def notebooks(root: Path) -> list[Path]:
+    """Every notebook of the book under ``root``: the chapters, then the problem sets."""
+    return [path for pattern in NOTEBOOK_GLOBS for path in sorted(root.glob(pattern))]
+
+
 def release(root: Path, version: str) -> list[Path]:
     """Set ``version`` in ``root/cyclegan_edu/__init__.py`` and rewrite the first code cell of every
-    ``root/notebooks/*.ipynb`` as :func:`install_cell`; returns the files written.
+    notebook (:func:`notebooks`) as :func:`install_cell`; returns the files written.
 
     Every file is checked before any is written: a notebook whose first code cell is not the Colab
     install cell (no ``google.colab`` in it) stops the release, so no other cell is ever replaced.
@@ -52,11 +58,11 @@ def release(root: Path, version: str) -> list[Path]:
     if count != 1:
         raise ValueError(f'{init} must hold exactly one line __version__ = "..."; found {count}')
     changes[init] = text
-    notebooks = sorted((root / "notebooks").glob("*.ipynb"))
-    if not notebooks:
+    paths = notebooks(root)
+    if not paths:
         raise ValueError(f"no notebooks in {root / 'notebooks'}; pass the repository root as --root")
     source = install_cell(version).splitlines(keepends=True)
-    for path in notebooks:
+    for path in paths:
         notebook = json.loads(path.read_text(encoding="utf-8"))
         cell = next((c for c in notebook["cells"] if c["cell_type"] == "code"), None)
         if cell is None or "google.colab" not in "".join(cell["source"]):

@@ -22,6 +22,7 @@ One concept per module, in the order data flows through a run:
 ``steganography`` what the cycle hides: F(G(x)) when G(x) is slightly changed (Chu et al. 2017)
 ``experiments``   the book's experiments declared once; their committed results (``results/``)
 ``viz``           figures; ``widgets``: notebook explorers
+``grader``        the problem sets' checks: a student's answer against the package, PASS or one FAIL line
 ================  ==============================================================
 """
 import importlib

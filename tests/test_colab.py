@@ -21,7 +21,6 @@ import cyclegan_edu
 from cyclegan_edu.domains import real
 
 REPO = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 CHAPTER_0 = REPO / "notebooks" / "00_unpaired_translation.ipynb"
 
 
@@ -33,6 +32,7 @@ def load_release():
 
 
 release = load_release()
+NOTEBOOKS = release.notebooks(REPO)         # the chapters and the problem sets (notebooks/problems/)
 
 
 def cells(path: Path) -> list[dict]:
@@ -50,7 +50,7 @@ def install_cell(path: Path) -> str:
 # ---------------------------------------------------------------- the install cell and the release pin
 
 def test_every_install_cell_is_the_release_cell_pinned_to_this_version():
-    assert len(NOTEBOOKS) >= 5
+    assert len(NOTEBOOKS) >= 5 and REPO / "notebooks" / "problems" / "P1_losses.ipynb" in NOTEBOOKS
     expected = release.install_cell(cyclegan_edu.__version__)
     assert f"git+https://github.com/cyclegan-edu/cyclegan-edu@v{cyclegan_edu.__version__}\"" in expected
     for path in NOTEBOOKS:
@@ -101,10 +101,11 @@ def test_install_cell_installs_quietly_on_colab_and_does_nothing_elsewhere(on_co
 @pytest.fixture
 def repo_copy(tmp_path) -> Path:
     """The notebooks and cyclegan_edu/__init__.py, copied into a repository-shaped temp folder."""
-    (tmp_path / "notebooks").mkdir()
     (tmp_path / "cyclegan_edu").mkdir()
     for path in NOTEBOOKS:
-        (tmp_path / "notebooks" / path.name).write_bytes(path.read_bytes())
+        copy = tmp_path / path.relative_to(REPO)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_bytes(path.read_bytes())
     (tmp_path / "cyclegan_edu" / "__init__.py").write_bytes((REPO / "cyclegan_edu" / "__init__.py").read_bytes())
     return tmp_path
 
@@ -120,7 +121,7 @@ def test_release_script_sets_the_version_and_rewrites_every_pin(repo_copy):
     assert "git tag v0.2.0" in done.stdout
     assert '__version__ = "0.2.0"\n' in (repo_copy / "cyclegan_edu" / "__init__.py").read_text()
     for path in NOTEBOOKS:
-        copy = repo_copy / "notebooks" / path.name
+        copy = repo_copy / path.relative_to(REPO)
         text = copy.read_text(encoding="utf-8")
         assert text.endswith("}\n") and json.loads(text)["nbformat"] == 4
         new_install = install_cell(copy)
@@ -136,7 +137,7 @@ def test_release_script_refuses_bad_input_and_writes_nothing(repo_copy):
     before = {p: p.read_bytes() for p in repo_copy.rglob("*") if p.is_file()}
     done = run_release("v0.2", "--root", str(repo_copy))
     assert done.returncode == 2 and done.stderr.startswith("error: version 'v0.2' is not like 0.2.0")
-    notebook = repo_copy / "notebooks" / NOTEBOOKS[-1].name   # one notebook whose first code cell is another one
+    notebook = repo_copy / NOTEBOOKS[-1].relative_to(REPO)   # one notebook whose first code cell is another one
     data = json.loads(notebook.read_text(encoding="utf-8"))
     data["cells"].insert(0, {"cell_type": "code", "execution_count": None, "id": "new", "metadata": {},
                              "outputs": [], "source": ["print('mine')"]})
