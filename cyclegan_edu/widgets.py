@@ -28,29 +28,37 @@ import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
 
-
-
 MIN_DPI = 100   # below this, a figure's 9-point labels become unreadable (about 6 px at 60 dpi)
+PALETTE = 256   # the colours of the training film's and the PatchGAN explorer's many frames (png_bytes)
 
 
-def png_bytes(fig: Figure, dpi: int = MIN_DPI) -> bytes:
-    """A figure as PNG bytes at ``dpi`` (at least :data:`MIN_DPI`). A pyplot figure is closed; a
-    figure made without pyplot (``matplotlib.figure.Figure``, safe in a thread) never touches pyplot."""
+def png_bytes(fig: Figure, dpi: int = MIN_DPI, colors: int | None = None) -> bytes:
+    """A figure as PNG bytes at ``dpi`` (at least :data:`MIN_DPI`). ``colors``: a palette PNG of at most
+    that many colours (256 keeps figures and small images faithful to the eye at about a third of
+    the size, what the many frames of a static explorer need). A pyplot figure is closed; a figure
+    made without pyplot (``matplotlib.figure.Figure``, safe in a thread) never touches pyplot."""
     try:
         if dpi < MIN_DPI:
             raise ValueError(f"dpi={dpi}: use {MIN_DPI} or more, so that titles and labels stay readable; "
                              "make the figure smaller instead (figsize, or fewer panels)")
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-        return buffer.getvalue()
     finally:
         if fig.canvas.manager is not None:
             plt.close(fig)
+    if colors is None:
+        return buffer.getvalue()
+    from PIL import Image
+    buffer.seek(0)
+    palette = Image.open(buffer).convert("RGB").quantize(colors)
+    small = io.BytesIO()
+    palette.save(small, format="PNG", optimize=True, dpi=(dpi, dpi))
+    return small.getvalue()
 
 
-def figure_png(fig: Figure, dpi: int = MIN_DPI) -> str:
-    """A figure as a base64 PNG string at ``dpi`` (at least :data:`MIN_DPI`; see :func:`png_bytes`)."""
-    return base64.b64encode(png_bytes(fig, dpi)).decode("ascii")
+def figure_png(fig: Figure, dpi: int = MIN_DPI, colors: int | None = None) -> str:
+    """A figure as a base64 PNG string (see :func:`png_bytes`)."""
+    return base64.b64encode(png_bytes(fig, dpi, colors)).decode("ascii")
 
 
 def _format(value) -> str:
@@ -194,21 +202,30 @@ def training_film(film, title: str = "Training, recorded", start: int = 0, play_
 PATCHGAN_CHOICES = ("pixel", 1, 2, 3, 4, "image")   # 1×1 PixelGAN, PatchGANs with n_layers 1…4, ImageGAN
 
 
-def _discriminator(choice, size: int) -> tuple[torch.nn.Module, str]:
+def _patchgan_name(choice) -> str:
+    if choice == "pixel":
+        return "PixelGAN (1×1)"
+    if choice == "image":
+        return "ImageGAN (whole image)"
+    if not isinstance(choice, Integral) or not 1 <= choice <= 4:
+        raise ValueError(f"choice {choice!r}: choose among {PATCHGAN_CHOICES} ('pixel', n_layers 1 to 4, 'image')")
+    return f"PatchGAN, n_layers={choice}"
+
+
+def _discriminator(choice, size: int) -> torch.nn.Module:
     """A discriminator of the kind ``choice`` (see :data:`PATCHGAN_CHOICES`) for ``size`` px images, with
     4 filters: the field and the output map do not depend on the width."""
     from .config import min_image_size
     from .networks import FullImageDiscriminator, NLayerDiscriminator, PixelDiscriminator
+    _patchgan_name(choice)                              # a known choice
     if choice == "pixel":
-        return PixelDiscriminator(3, ndf=4), "PixelGAN (1×1)"
+        return PixelDiscriminator(3, ndf=4)
     if choice == "image":
-        return FullImageDiscriminator(3, ndf=4, image_size=size), "ImageGAN (whole image)"
-    if not isinstance(choice, Integral) or not 1 <= choice <= 4:
-        raise ValueError(f"choice {choice!r}: choose among {PATCHGAN_CHOICES} ('pixel', n_layers 1 to 4, 'image')")
+        return FullImageDiscriminator(3, ndf=4, image_size=size)
     if size < min_image_size(choice):
         raise ValueError(f"image size {size} px is too small for the PatchGAN with n_layers={choice}: "
                          f"it needs at least {min_image_size(choice)} px")
-    return NLayerDiscriminator(3, ndf=4, n_layers=choice), f"PatchGAN, n_layers={choice}"
+    return NLayerDiscriminator(3, ndf=4, n_layers=choice)
 
 
 def _first_unit_and_jump(net: torch.nn.Module) -> tuple[float, int]:
@@ -224,71 +241,69 @@ def _first_unit_and_jump(net: torch.nn.Module) -> tuple[float, int]:
     return centre, jump
 
 
+def _patchgan_frame(choice, size: int, image: torch.Tensor, dpi: int) -> dict:
+    """One frame of :func:`patchgan_explorer`: the fields over the image, the output map, the numbers."""
+    from matplotlib.patches import Rectangle
+
+    from .networks import receptive_field
+    from .viz import to_numpy_image
+    net, name = _discriminator(choice, size), _patchgan_name(choice)
+    with torch.no_grad():
+        out = net(torch.zeros(1, 3, size, size)).shape[-1]
+    field, (centre, jump) = receptive_field(net), _first_unit_and_jump(net)
+    shown = torch.nn.functional.interpolate(image[None].float(), size=(size, size), mode="bilinear",
+                                            antialias=True, align_corners=False)[0]
+    fig = Figure(figsize=(6.4, 3.0), layout="constrained")
+    image_ax, map_ax = fig.subplots(1, 2)
+    image_ax.imshow(to_numpy_image(shown), extent=(-0.5, size - 0.5, size - 0.5, -0.5))
+    cells = torch.full((out, out, 3), 0.85)                      # D's output map, light grey
+    units = [(out // 2, "-", (0.91, 0.07, 0.18))] + [(0, "--", (1.0, 0.83, 0.0))] * (out > 1)
+    for unit, style, colour in units:                            # the centre score, the corner score
+        at = centre + unit * jump - field / 2
+        image_ax.add_patch(Rectangle((at, at), field, field, fill=False, lw=2, ls=style, ec=colour))
+        cells[unit, unit] = torch.tensor(colour)
+    image_ax.set(xlim=(-0.5, size - 0.5), ylim=(size - 0.5, -0.5), xticks=[0, size - 1], yticks=[0, size - 1])
+    image_ax.set_title(f"{size}×{size} input, field {field}×{field}", fontsize=9)
+    map_ax.imshow(cells.numpy(), interpolation="nearest")
+    map_ax.set(xticks=[], yticks=[])
+    if out <= 32:                                                # the scores' cells
+        map_ax.set_xticks(torch.arange(out + 1) - 0.5, minor=True)
+        map_ax.set_yticks(torch.arange(out + 1) - 0.5, minor=True)
+        map_ax.grid(which="minor", color="white", lw=0.5)
+        map_ax.tick_params(which="minor", length=0)
+    map_ax.set_title(f"D's output: {out}×{out} score{'s' if out > 1 else ''}", fontsize=9)
+    fig.suptitle(name, fontsize=10)
+    seen = min(field, size)
+    padded = centre - field / 2 < -0.5                           # the corner score's field passes the border
+    caption = (f"Each of D's {out * out} scores judges a {seen}×{seen} px window ({seen / size:.0%} of the side); "
+               "solid: the centre score's window" + (", dashed: the corner score's" if out > 1 else "")
+               + (", which reaches into the zero padding." if padded else ".")) if out > 1 else (
+        f"D's one score judges the whole {size}×{size} px image (its field, {field} px, reaches into the zero padding).")
+    return _frame(f"{name}, {size} px", figure_png(fig, dpi, PALETTE),
+                  {"receptive field": f"{field}×{field} px", "output map": f"{out}×{out}",
+                   "scores per image": out * out, "field ÷ image side": f"{min(field / size, 1):.0%}"}, caption)
+
+
 def patchgan_explorer(image: torch.Tensor, sizes: Sequence[int] = (64, 128, 256),
                       choices: Sequence = PATCHGAN_CHOICES, start: tuple[int, int] | None = None,
                       title: str = "What one score of D sees", dpi: int = MIN_DPI):
     """A static explorer of the discriminator's patch (Isola et al. 2017, §3.2.2; chapter 5): a slider
     over ``choices`` (:data:`PATCHGAN_CHOICES`) and one over image ``sizes``. Each frame draws the
-    receptive field of D's centre score (solid) and of its corner score (dashed: partly padding) over
-    ``image`` ((3, H, W) in [-1, 1], resized to the size), beside D's output map, with the numbers:
-    the field (:func:`~cyclegan_edu.networks.receptive_field`: 1, 16, 34, 70, 142) and the output
-    map's size, measured by running the discriminator on a zero image of that size.
-    Everything is precomputed; the sliders work with no kernel. ``start``: (choice, size) indices.
+    receptive field of D's centre score (solid) and of its corner score (dashed) over ``image``
+    ((3, H, W) in [-1, 1], resized to the size), beside D's output map, with the numbers: the field
+    (:func:`~cyclegan_edu.networks.receptive_field`: 1, 16, 34, 70, 142) and the output map's size,
+    measured by running the discriminator on a zero image of that size. Everything is precomputed;
+    the sliders work with no kernel. ``start``: (choice, size) indices, by default the paper's 70×70
+    PatchGAN at the middle size.
     """
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Rectangle
-
-    from .networks import receptive_field
-    from .viz import to_numpy_image
     if image.dim() == 4:
         image = image[0]
     if image.dim() != 3:
         raise ValueError(f"patchgan_explorer takes one image (3, H, W), got shape {tuple(image.shape)}")
     if not sizes or not choices:
         raise ValueError("patchgan_explorer needs at least one size and one choice")
-    frames = []
-    for choice in choices:
-        for size in sizes:
-            net, name = _discriminator(choice, size)
-            with torch.no_grad():
-                out = net(torch.zeros(1, 3, size, size)).shape[-1]
-            field, (centre, jump) = receptive_field(net), _first_unit_and_jump(net)
-            shown = torch.nn.functional.interpolate(image[None].float(), size=(size, size), mode="bilinear",
-                                                    antialias=True, align_corners=False)[0]
-            fig = Figure(figsize=(6.4, 3.0), layout="constrained")
-            image_ax, map_ax = fig.subplots(1, 2, width_ratios=(1, 1))
-            image_ax.imshow(to_numpy_image(shown), extent=(-0.5, size - 0.5, size - 0.5, -0.5))
-            cells = torch.full((out, out, 3), 0.85)                      # D's output map, light grey
-            units = [(out // 2, "-", (0.91, 0.07, 0.18))] + [(0, "--", (1.0, 0.83, 0.0))] * (out > 1)
-            for unit, style, colour in units:
-                at = centre + unit * jump - field / 2
-                image_ax.add_patch(Rectangle((at, at), field, field, fill=False, lw=2, ls=style, ec=colour))
-                cells[unit, unit] = torch.tensor(colour)
-            image_ax.set(xlim=(-0.5, size - 0.5), ylim=(size - 0.5, -0.5), xticks=[0, size - 1],
-                         yticks=[0, size - 1])
-            image_ax.set_title(f"{size}×{size} input, field {field}×{field}", fontsize=9)
-            map_ax.imshow(cells.numpy(), interpolation="nearest")
-            map_ax.set(xticks=[], yticks=[])
-            if out <= 32:                                                 # the scores' cells
-                map_ax.set_xticks(torch.arange(out + 1) - 0.5, minor=True)
-                map_ax.set_yticks(torch.arange(out + 1) - 0.5, minor=True)
-                map_ax.grid(which="minor", color="white", lw=0.5)
-                map_ax.tick_params(which="minor", length=0)
-            map_ax.set_title(f"D's output: {out}×{out} score{'s' if out > 1 else ''}", fontsize=9)
-            fig.suptitle(name, fontsize=10)
-            seen = min(field, size)
-            padded = centre - field / 2 < -0.5          # the corner score's field reaches past the border
-            frames.append(_frame(
-                f"{name}, {size} px", figure_png(fig, dpi),
-                {"receptive field": f"{field}×{field} px", "output map": f"{out}×{out}",
-                 "scores per image": out * out, "field ÷ image side": f"{min(field / size, 1):.0%}"},
-                (f"Each of D's {out * out} scores judges a {seen}×{seen} px window ({seen / size:.0%} of the side); "
-                 "solid: the centre score's window" + (", dashed: the corner score's" if out > 1 else "")
-                 + (", which reaches into the zero padding." if padded else "."))
-                if out > 1 else
-                f"D's one score judges the whole {size}×{size} px image (its field, {field} px, reaches into the "
-                "zero padding)."))
-    names = " · ".join(_discriminator(c, max(sizes))[1].split(" (")[0].replace("PatchGAN, ", "") for c in choices)
+    frames = [_patchgan_frame(choice, size, image, dpi) for choice in choices for size in sizes]
+    names = " · ".join(_patchgan_name(c).split(" (")[0].replace("PatchGAN, ", "") for c in choices)
     axes = [("discriminator", len(choices), names), ("image size", len(sizes), " · ".join(f"{s} px" for s in sizes))]
     if start is None:
         start = (list(choices).index(3) if 3 in choices else 0, len(sizes) // 2)

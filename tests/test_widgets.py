@@ -372,7 +372,7 @@ def test_the_recorder_keeps_a_frame_every_n_steps_as_plain_json(film):
         assert frame["diversity"] > 0 and frame["collapsed"] is False
         assert base64.b64decode(frame["png"])[:8] == PNG_MAGIC
         assert round(png_dpi(frame["png"])) >= widgets.MIN_DPI
-    assert len(json.dumps(recorded)) < 400_000                         # small enough to commit
+        assert base64.b64decode(frame["png"])[25] == 3                 # a palette PNG (IHDR colour type 3): small
 
 
 def test_training_film_embeds_every_frame_with_a_slider_and_a_play_button(film):
@@ -436,7 +436,7 @@ def test_patchgan_explorer_shows_the_fields_and_the_output_maps_at_64_128_256(pa
     assert [(s["aria-label"], s["max"], s["value"]) for s in sliders] == [("discriminator", "5", "3"),
                                                                           ("image size", "2", "1")]
     assert "n_layers=3, 128 px" in patchgan_page.split("cg-value'>")[1][:60]     # shown before any script
-    assert all(round(png_dpi(f["png"])) >= widgets.MIN_DPI for f in frames)
+    assert all(round(png_dpi(f["png"])) >= widgets.MIN_DPI and base64.b64decode(f["png"])[25] == 3 for f in frames)
 
 
 def test_patchgan_explorer_refuses_sizes_its_discriminators_cannot_take():
