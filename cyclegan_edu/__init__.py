@@ -17,7 +17,9 @@ One concept per module, in the order data flows through a run:
 ``judges``        small classifiers that score translations
 ``evaluation``    every score of a trained model on a task, the same numbers everywhere
 ``experiments``   the book's experiments declared once; their committed results (``results/``)
-``viz``           figures; ``widgets``: notebook explorers
+``monitor``       what a training model shows: samples, diversity ÷ the inputs', D's output map
+``film``          a recorded training film (a Trainer callback), played by ``widgets.training_film``
+``viz``           figures; ``widgets``: notebook explorers; ``dashboard``: live training
 ================  ==============================================================
 """
 import importlib
