@@ -375,6 +375,15 @@ def test_the_recorder_keeps_a_frame_every_n_steps_as_plain_json(film):
         assert base64.b64decode(frame["png"])[25] == 3                 # a palette PNG (IHDR colour type 3): small
 
 
+def test_recording_a_film_does_not_change_the_run(film, tiny_folder):
+    """The recorder translates in eval mode and draws no random numbers: the same losses as without it."""
+    filmed, _ = film
+    plain = Trainer(tiny(iters=7), tiny_folder, progress=False)
+    plain.fit()
+    assert [{k: v for k, v in r.items() if k != "seconds"} for r in plain.history] == \
+        [{k: v for k, v in r.items() if k != "seconds"} for r in filmed.history]
+
+
 def test_training_film_embeds_every_frame_with_a_slider_and_a_play_button(film):
     _, recorder = film
     page = widgets.training_film(recorder, title="tiny run").data
