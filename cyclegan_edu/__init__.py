@@ -21,7 +21,9 @@ One concept per module, in the order data flows through a run:
 ``evaluation``    every score of a trained model on a task, the same numbers everywhere
 ``steganography`` what the cycle hides: F(G(x)) when G(x) is slightly changed (Chu et al. 2017)
 ``experiments``   the book's experiments declared once; their committed results (``results/``)
-``viz``           figures; ``widgets``: notebook explorers
+``monitor``       what a training model shows: samples, diversity ÷ the inputs', D's output map
+``film``          a recorded training film (a Trainer callback), played by ``widgets.training_film``
+``viz``           figures; ``widgets``: notebook explorers; ``dashboard``: live training
 ``grader``        the problem sets' checks: a student's answer against the package, PASS or one FAIL line
 ================  ==============================================================
 """

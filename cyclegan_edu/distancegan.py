@@ -131,6 +131,7 @@ class DistanceGAN(TranslationModel):
     """
 
     one_way_name = "one-sided DistanceGAN"
+    loss_weights = ("lambda_gan", "lambda_distance")
 
     def __init__(self, config: Config):
         super().__init__(config)

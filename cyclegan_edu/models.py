@@ -51,9 +51,13 @@ class TranslationModel(nn.Module):
 
     optimizers: dict[str, torch.optim.Optimizer]
     pools: dict[str, ImagePool]
+    # the Config fields that :meth:`step` reads afresh at every step, so that they may change between steps
+    # (:meth:`~cyclegan_edu.train.Trainer.set_loss_weights`)
+    loss_weights: tuple[str, ...] = ()
 
     def __init__(self, config: Config):
         super().__init__()
+        self.check_config(config)
         self.config = config
         self.pools = {}
         self.amp_dtype: torch.dtype | None = None
@@ -76,6 +80,11 @@ class TranslationModel(nn.Module):
         self.optimizers = {name: torch.optim.Adam(params, lr=c.lr, betas=(c.beta1, c.beta2))
                            for name, params in self.parameter_groups().items()}
         return self
+
+    @classmethod
+    def check_config(cls, config: Config) -> None:
+        """Raise ValueError, naming the setting and what to do, for settings this model cannot train with
+        (beyond :meth:`Config.validate`'s)."""
 
     @property
     def device(self) -> torch.device:
@@ -133,12 +142,17 @@ class CycleGAN(TranslationModel):
     compares ``x`` with ``F(G(x))`` through fixed features instead of pixels (:mod:`cyclegan_edu.perceptual`).
     """
 
+    loss_weights = ("lambda_gan", "lambda_cycle", "lambda_identity")
+
+    @classmethod
+    def check_config(cls, config: Config) -> None:
+        if config.lambda_identity > 0 and config.input_nc != config.output_nc:
+            raise ValueError("the identity loss feeds B images to G_AB, so it needs input_nc == output_nc; "
+                             "set lambda_identity=0")
+
     def __init__(self, config: Config):
         super().__init__(config)
         c = config
-        if c.lambda_identity > 0 and c.input_nc != c.output_nc:
-            raise ValueError("the identity loss feeds B images to G_AB, so it needs input_nc == output_nc; "
-                             "set lambda_identity=0")
 
         def generator(i, o):
             return ResnetGenerator(i, o, c.ngf, c.n_blocks, c.norm, c.dropout, c.upsample)
@@ -248,6 +262,7 @@ class Pix2Pix(TranslationModel):
     """
 
     one_way_name = "pix2pix"
+    loss_weights = ("lambda_l1",)
 
     def __init__(self, config: Config):
         super().__init__(config)

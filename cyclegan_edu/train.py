@@ -8,6 +8,9 @@ A run directory holds ``config.json``, ``checkpoint.pt`` (everything needed to c
 optimizers, schedulers, image pools, random states, step, history, and which data it trains on) and
 ``history.csv``. Resuming gives the same losses and weights as a run that was never interrupted.
 
+Loss weights (λ, λ_id, …) may change between two steps (:meth:`Trainer.set_loss_weights`, the
+dashboard's sliders); the changes are logged, checkpointed and replayed on resume.
+
 Nothing a user has is lost. Everything is checked before a file is written, and the run directory
 appears with the first checkpoint, which is also when ``force`` replaces an older run: a start that
 fails leaves ``out`` as it was. Checkpoints are written whole or not at all. A stop (Ctrl-C, SIGTERM,
@@ -120,6 +123,10 @@ class Trainer:
                            for name, opt in self.model.optimizers.items()}
         self.step = 0
         self.history: list[dict] = []
+        # loss weights changed during the run (set_loss_weights): {"step": first step using them, name: value}
+        self.loss_weight_changes: list[dict] = []
+        self._pending_weights: dict[str, float] = {}
+        self._weights_lock = threading.Lock()
         self.callbacks: list[tuple[int, Callable]] = []
         # the step of the checkpoint in ``out``; None until this run saves one (``out`` is untouched till then)
         self.checkpoint_step: int | None = None
@@ -157,6 +164,40 @@ class Trainer:
         if every < 1:
             raise ValueError(f"every={every}: must be at least 1")
         self.callbacks.append((every, fn))
+
+    def set_loss_weights(self, **weights: float) -> None:
+        """Change loss weights from the next step on, e.g. ``set_loss_weights(lambda_cycle=1)``: the
+        fields the model reads at every step (``model.loss_weights``: λ, λ_id and the GAN weight for
+        CycleGAN, λ_L1 for pix2pix). Checked at once (a bad value is a ValueError naming it).
+
+        Safe to call from another thread while :meth:`fit` runs (a notebook widget): the change waits
+        for the running step to end, so every step uses one set of weights. The frozen Config is never
+        changed in place (presets and the caller's Config are shared objects): ``trainer.config`` stays
+        the settings the run started with, which ``config.json`` and the checkpoint's ``"config"``
+        record and resume compares, and the model gets a changed copy (``model.config``, what its step
+        reads). Each change is logged in ``loss_weight_changes`` with the first step that uses it,
+        saved in the checkpoint and replayed on resume, so a resumed run continues with the weights in
+        effect when it was saved.
+        """
+        known = self.model.loss_weights
+        unknown = sorted(set(weights) - set(known))
+        if unknown:
+            raise ValueError(f"set_loss_weights: {self.kind} has no live loss weight {', '.join(unknown)}; "
+                             f"choose among {', '.join(known)}")
+        with self._weights_lock:
+            pending = {**self._pending_weights, **weights}
+            config = self.model.config.replace(**pending)          # validated, not applied yet
+            self.model.check_config(config)
+            self._pending_weights = pending
+
+    def _apply_loss_weights(self) -> None:
+        """Between two steps: the weights asked for since the last step take effect."""
+        if not self._pending_weights:
+            return
+        with self._weights_lock:
+            changes, self._pending_weights = self._pending_weights, {}
+        self.model.config = self.model.config.replace(**changes)
+        self.loss_weight_changes.append({"step": self.step + 1, **changes})
 
     def fit(self, steps: int | None = None) -> list[dict]:
         """Train until the schedule ends, or for ``steps`` more steps; returns the history.
@@ -198,6 +239,7 @@ class Trainer:
         started = time.perf_counter()
         for batch in self.loader:
             stop.check()                    # asked to stop while the batch was loading
+            self._apply_loss_weights()
             self._between_steps = False
             losses = self.model.step(batch["A"], batch["B"])
             self._check_finite(losses)
@@ -258,6 +300,9 @@ class Trainer:
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
             "history": self.history,
             "data": self.data_fingerprint,
+            # asked for but not yet applied: they take effect at the next step, after resuming too
+            "loss_weight_changes": self.loss_weight_changes + ([{"step": self.step + 1, **self._pending_weights}]
+                                                               if self._pending_weights else []),
         }
 
     def save_checkpoint(self, path: str | os.PathLike | None = None) -> Path:
@@ -321,6 +366,9 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         self.step = state["step"]
         self.history = list(state["history"])
+        self.loss_weight_changes = list(state.get("loss_weight_changes", []))   # older checkpoints: none
+        in_effect = {k: v for change in self.loss_weight_changes for k, v in change.items() if k != "step"}
+        self.model.config = self.config.replace(**in_effect)
 
     def _check_same_data(self, path, saved: dict | None) -> None:
         """Refuse to resume on other images than the run started with; a moved copy is fine."""

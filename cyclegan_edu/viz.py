@@ -6,6 +6,7 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.figure import Figure, SubFigure
 
 
 def to_numpy_image(x: torch.Tensor) -> np.ndarray:
@@ -14,13 +15,19 @@ def to_numpy_image(x: torch.Tensor) -> np.ndarray:
 
 
 def image_grid(rows: Sequence[torch.Tensor], row_titles: Sequence[str] = (), title: str | None = None,
-               col_titles: Sequence[str] = (), scale: float = 1.3) -> plt.Figure:
-    """One row per batch in ``rows`` (each (N, 3, H, W) in [-1, 1]), N columns, titled rows."""
+               col_titles: Sequence[str] = (), scale: float = 1.3, figure: Figure | SubFigure | None = None
+               ) -> Figure | SubFigure:
+    """One row per batch in ``rows`` (each (N, 3, H, W) in [-1, 1]), N columns, titled rows.
+
+    By default a new pyplot figure (shown by the notebook). ``figure`` draws into a given figure or
+    subfigure instead, whose size and layout its caller chooses: a ``matplotlib.figure.Figure`` made
+    without pyplot is safe to draw in a background thread (the live dashboard's).
+    """
     if not rows:
         raise ValueError("image_grid needs at least one row of images")
     n_cols = max(len(r) for r in rows)
-    fig, axes = plt.subplots(len(rows), n_cols, figsize=(scale * n_cols + (1.2 if row_titles else 0), scale * len(rows)),
-                             squeeze=False)
+    fig = figure if figure is not None else plt.figure(figsize=(scale * n_cols + (1.2 if row_titles else 0), scale * len(rows)))
+    axes = fig.subplots(len(rows), n_cols, squeeze=False)
     for r, row in enumerate(rows):
         for c in range(n_cols):
             ax = axes[r][c]
@@ -35,7 +42,8 @@ def image_grid(rows: Sequence[torch.Tensor], row_titles: Sequence[str] = (), tit
                 ax.set_title(col_titles[c], fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    if figure is None:
+        fig.tight_layout()
     return fig
 
 

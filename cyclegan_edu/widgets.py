@@ -1,15 +1,17 @@
-"""Notebook explorers: a sweep explorer that works on the static site, a retrain panel and a live
-training dashboard.
+"""Notebook explorers: static explorers that work on the site (a sweep of trained results, a recorded
+training film, the PatchGAN's receptive field), a retrain panel and the live training dashboard.
 
 Two kinds of interactivity, because the book is read in two ways:
 
-* :func:`sweep_explorer` is plain HTML with its frames embedded: its slider switches precomputed
-  images and numbers in any browser, on the published site with no kernel, in Colab and in Jupyter.
-  (An ipywidgets slider saved into a page is drawn, but moves nothing without a kernel.)
-* :func:`retrain_panel` and :func:`live_dashboard` are ipywidgets that call the trainer, for a
-  reader with a running kernel. Only core widgets are used, so they work on ipywidgets 7 (Colab)
-  and 8, and figures are drawn with matplotlib's inline backend inside a ``widgets.Output``.
-  Training code never imports this module; these widgets call the training code.
+* :func:`sweep_explorer`, :func:`training_film` and :func:`patchgan_explorer` are plain HTML with
+  their frames embedded (one mechanism, :func:`_explorer`): their sliders (and the film's play button)
+  switch precomputed images and numbers in any browser, on the published site with no kernel, in
+  Colab and in Jupyter. (An ipywidgets slider saved into a page is drawn, but moves nothing without a
+  kernel.)
+* :func:`retrain_panel` and :func:`live_dashboard` (:mod:`~cyclegan_edu.dashboard`) are ipywidgets
+  that call the trainer, for a reader with a running kernel. Only core widgets are used, so they work
+  on ipywidgets 7 (Colab) and 8. ipywidgets is imported inside them only: training code (and the
+  film recorder, which uses :func:`figure_png`) never imports it.
 """
 from __future__ import annotations
 
@@ -17,29 +19,46 @@ import base64
 import html
 import io
 import json
+import math
 import time
 from numbers import Integral, Number, Real
 from typing import Callable, Sequence
 
 import matplotlib.pyplot as plt
 import torch
-
-from .viz import image_grid, plot_history
-
+from matplotlib.figure import Figure
 
 MIN_DPI = 100   # below this, a figure's 9-point labels become unreadable (about 6 px at 60 dpi)
+PALETTE = 256   # the colours of the training film's and the PatchGAN explorer's many frames (png_bytes)
 
 
-def figure_png(fig: plt.Figure, dpi: int = MIN_DPI) -> str:
-    """A figure as a base64 PNG string at ``dpi`` (at least :data:`MIN_DPI`; the figure is closed)."""
-    if dpi < MIN_DPI:
-        plt.close(fig)
-        raise ValueError(f"dpi={dpi}: use {MIN_DPI} or more, so that titles and labels stay readable; "
-                         "make the figure smaller instead (figsize, or fewer panels)")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+def png_bytes(fig: Figure, dpi: int = MIN_DPI, colors: int | None = None) -> bytes:
+    """A figure as PNG bytes at ``dpi`` (at least :data:`MIN_DPI`). ``colors``: a palette PNG of at most
+    that many colours (256 keeps figures and small images faithful to the eye at about a third of
+    the size, what the many frames of a static explorer need). A pyplot figure is closed; a figure
+    made without pyplot (``matplotlib.figure.Figure``, safe in a thread) never touches pyplot."""
+    try:
+        if dpi < MIN_DPI:
+            raise ValueError(f"dpi={dpi}: use {MIN_DPI} or more, so that titles and labels stay readable; "
+                             "make the figure smaller instead (figsize, or fewer panels)")
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    finally:
+        if fig.canvas.manager is not None:
+            plt.close(fig)
+    if colors is None:
+        return buffer.getvalue()
+    from PIL import Image
+    buffer.seek(0)
+    palette = Image.open(buffer).convert("RGB").quantize(colors)
+    small = io.BytesIO()
+    palette.save(small, format="PNG", optimize=True, dpi=(dpi, dpi))
+    return small.getvalue()
+
+
+def figure_png(fig: Figure, dpi: int = MIN_DPI, colors: int | None = None) -> str:
+    """A figure as a base64 PNG string (see :func:`png_bytes`)."""
+    return base64.b64encode(png_bytes(fig, dpi, colors)).decode("ascii")
 
 
 def _format(value) -> str:
@@ -61,23 +80,79 @@ def _frame_data(frame: dict, i: int, name: str, dpi: int) -> dict:
         raise ValueError(f"sweep_explorer frame {i} must be a dict with keys 'value' and 'figure' "
                          "(and optionally 'metrics' and 'caption')")
     figure = frame["figure"]
-    if not isinstance(figure, (str, plt.Figure)):
+    if not isinstance(figure, (str, Figure)):
         raise TypeError(f"sweep_explorer frame {i}: 'figure' must be a matplotlib Figure or a base64 PNG "
                         f"string, not {type(figure).__name__}")
     value = frame["value"]
-    return {"label": f"{name} = {value:g}" if isinstance(value, Number) else f"{name} = {value}",
-            "png": figure if isinstance(figure, str) else figure_png(figure, dpi),
-            "metrics": _metrics_html(frame.get("metrics", {})),
-            "caption": html.escape(str(frame.get("caption", "")))}
+    return _frame(f"{name} = {value:g}" if isinstance(value, Number) else f"{name} = {value}",
+                  figure if isinstance(figure, str) else figure_png(figure, dpi),
+                  frame.get("metrics", {}), frame.get("caption", ""))
 
 
-# Runs in the browser when the slider moves: read the frames from the explorer's data attribute and
-# swap the label, the image, the numbers and the caption. No library, no kernel.
-_UPDATE_JS = ("var d=this.closest('.cg-explorer');var f=JSON.parse(d.dataset.frames)[this.value];"
+def _frame(label: str, png: str, metrics: dict, caption: str = "") -> dict:
+    """One frame of a static explorer: its label, base64 PNG, numbers (as an HTML table) and caption,
+    every text escaped for the page."""
+    return {"label": label, "png": png, "metrics": _metrics_html(metrics), "caption": html.escape(str(caption))}
+
+
+# The static explorers' one mechanism (sweep explorer, training film, PatchGAN explorer): every frame
+# is embedded as JSON in the explorer's data attribute, one range slider per axis of the frames, and
+# this runs in the browser when a slider moves: the frame at the sliders' row-major index replaces the
+# label, the image, the numbers and the caption. No library, no kernel.
+_UPDATE_JS = ("var d=this.closest('.cg-explorer'),i=0;"
+              "d.querySelectorAll('.cg-slider').forEach(function(s){i=i*(+s.max+1)+(+s.value);});"
+              "var f=(d.cgFrames=d.cgFrames||JSON.parse(d.dataset.frames))[i];"
               "d.querySelector('.cg-value').textContent=f.label;"
               "d.querySelector('.cg-figure').src='data:image/png;base64,'+f.png;"
               "d.querySelector('.cg-metrics').innerHTML=f.metrics;"
               "d.querySelector('.cg-caption').innerHTML=f.caption;")
+
+# The play button: step the (first) slider forward every ``{ms}`` milliseconds, from the start again
+# when it is at its end, until the last frame or a second click.
+_PLAY_JS = ("var b=this,s=b.closest('.cg-explorer').querySelector('.cg-slider');"
+            "function show(v){{s.value=v;s.dispatchEvent(new Event('input'));}}"
+            "function halt(){{clearInterval(b.cgTimer);b.cgTimer=null;b.textContent='▶ play';}}"
+            "if(b.cgTimer){{halt();return;}}"
+            "if(+s.value>=+s.max)show(0);"
+            "b.textContent='❚❚ pause';"
+            "b.cgTimer=setInterval(function(){{if(+s.value>=+s.max)halt();else show(+s.value+1);}},{ms});")
+
+
+def _explorer(frames: Sequence[dict], axes: Sequence[tuple[str, int, str]], start: Sequence[int], title: str,
+              play_ms: int | None = None):
+    """A self-contained HTML explorer over ``frames`` (from :func:`_frame`), laid out row-major over
+    ``axes``: one slider per ``(name, number of values, note)``, starting at the indices ``start``;
+    ``play_ms``: a play button that steps the first slider. Returns an ``IPython.display.HTML``."""
+    from IPython.display import HTML
+    sizes = [n for _, n, _ in axes]
+    if len(frames) != math.prod(sizes):
+        raise ValueError(f"{len(frames)} frames do not fill {' × '.join(map(str, sizes))} slider positions")
+    for (name, n, _), k in zip(axes, start):
+        if not 0 <= k < n:
+            raise ValueError(f"start={k} for {name}: must be an index between 0 and {n - 1}")
+    shown = frames[sum(k * math.prod(sizes[i + 1:]) for i, k in enumerate(start))]
+    update = html.escape(_UPDATE_JS, quote=True)
+    play = (f"<button class='cg-play' type='button' style='margin-right:1em' "
+            f"onclick=\"{html.escape(_PLAY_JS.format(ms=int(play_ms)), quote=True)}\">▶ play</button>"
+            if play_ms else "")
+    sliders = "".join(
+        f"<label style='margin-right:1.5em;white-space:nowrap'>{html.escape(name)} "
+        f"<input class='cg-slider' type='range' min='0' max='{n - 1}' step='1' value='{k}' "
+        f"style='width:{min(40, 8 + 3 * n)}ch;vertical-align:middle' aria-label='{html.escape(name)}' "
+        f"oninput=\"{update}\"></label>"
+        for (name, n, _), k in zip(axes, start))
+    notes = " · ".join(html.escape(note) for _, _, note in axes if note)
+    return HTML(
+        f"<div class='cg-explorer' data-frames=\"{html.escape(json.dumps(list(frames)), quote=True)}\" "
+        "style='border:1px solid #ccc;padding:8px;border-radius:6px;max-width:100%'>"
+        + (f"<div style='font-weight:bold'>{html.escape(title)}</div>" if title else "")
+        + f"<div>{play}{sliders}<b class='cg-value'>{html.escape(shown['label'])}</b></div>"
+        + (f"<div style='color:#777;font-size:85%'>{notes}</div>" if notes else "")
+        + "<div style='display:flex;gap:16px;align-items:flex-start;flex-wrap:wrap;margin-top:6px'>"
+        f"<img class='cg-figure' alt='{html.escape(title or axes[0][0])}' style='max-width:100%' "
+        f"src='data:image/png;base64,{shown['png']}'>"
+        f"<div class='cg-metrics'>{shown['metrics']}</div></div>"
+        f"<div class='cg-caption' style='font-size:90%;color:#444'>{shown['caption']}</div></div>")
 
 
 def sweep_explorer(frames: Sequence[dict], name: str = "λ", title: str = "", start: int | None = None,
@@ -90,28 +165,149 @@ def sweep_explorer(frames: Sequence[dict], name: str = "λ", title: str = "", st
     embedded in the page (keep them small), so the slider works wherever the HTML is shown, with or
     without a kernel. Returns an ``IPython.display.HTML`` object: make it a cell's last expression.
     """
-    from IPython.display import HTML
     if not frames:
         raise ValueError("sweep_explorer needs at least one frame")
     data = [_frame_data(frame, i, name, dpi) for i, frame in enumerate(frames)]
-    k = len(data) // 2 if start is None else start
-    if not 0 <= k < len(data):
-        raise ValueError(f"start={start}: must be a frame index between 0 and {len(data) - 1}")
-    values = " · ".join(html.escape(d["label"].split(" = ", 1)[1]) for d in data)
-    return HTML(
-        f"<div class='cg-explorer' data-frames=\"{html.escape(json.dumps(data), quote=True)}\" "
-        "style='border:1px solid #ccc;padding:8px;border-radius:6px;max-width:100%'>"
-        + (f"<div style='font-weight:bold'>{html.escape(title)}</div>" if title else "")
-        + f"<input class='cg-slider' type='range' min='0' max='{len(data) - 1}' step='1' value='{k}' "
-        f"style='width:50%;vertical-align:middle' aria-label='{html.escape(name)}' "
-        f"oninput=\"{html.escape(_UPDATE_JS, quote=True)}\"> "
-        f"<b class='cg-value'>{html.escape(data[k]['label'])}</b> "
-        f"<span style='color:#777;font-size:85%'>(values: {values})</span>"
-        "<div style='display:flex;gap:16px;align-items:flex-start;flex-wrap:wrap;margin-top:6px'>"
-        f"<img class='cg-figure' alt='{html.escape(title or name)}' style='max-width:100%' "
-        f"src='data:image/png;base64,{data[k]['png']}'>"
-        f"<div class='cg-metrics'>{data[k]['metrics']}</div></div>"
-        f"<div class='cg-caption' style='font-size:90%;color:#444'>{data[k]['caption']}</div></div>")
+    values = " · ".join(d["label"].split(" = ", 1)[1] for d in data)
+    return _explorer(data, [(name, len(data), f"values: {values}")],
+                     [len(data) // 2 if start is None else start], title)
+
+
+def training_film(film, title: str = "Training, recorded", start: int = 0, play_ms: int = 600):
+    """Play a recorded training film (:class:`~cyclegan_edu.film.FilmRecorder`, or its ``to_dict()``
+    loaded from JSON) with a step slider and a play button, in plain HTML/JS that needs no kernel.
+
+    Each frame shows the loss curves up to its step beside the sample grid, the step's numbers (the
+    learning rate, the diversity readout, the losses drawn by default) and the diversity line, with
+    the collapse warning where it applies. ``start``: the frame shown first; ``play_ms``: the time
+    per frame when playing.
+    """
+    from .film import FILM_FORMAT
+    from .monitor import CURVES, diversity_line
+    film = film.to_dict() if hasattr(film, "to_dict") else film
+    if not isinstance(film, dict) or film.get("format") != FILM_FORMAT:
+        raise ValueError(f"training_film takes a FilmRecorder or its to_dict() ({FILM_FORMAT}); "
+                         "record one with cyclegan_edu.film.FilmRecorder(...).attach(trainer)")
+    frames = film["frames"]
+    if not frames:
+        raise ValueError("this film has no frames: train at least `every` steps with the recorder attached")
+    data = [_frame(f"step {f['step']}", f["png"],
+                   {"learning rate": f"{f['lr']:.2e}", "diversity ÷ inputs'": f["diversity"],
+                    **{k: v for k, v in f["losses"].items() if k in CURVES}},
+                   diversity_line(f["diversity"])) for f in frames]
+    note = f"{len(frames)} snapshots, every {film['every']} steps, from step {frames[0]['step']} to {frames[-1]['step']}"
+    return _explorer(data, [("step", len(data), note)], [start], title, play_ms=play_ms)
+
+
+PATCHGAN_CHOICES = ("pixel", 1, 2, 3, 4, "image")   # 1×1 PixelGAN, PatchGANs with n_layers 1…4, ImageGAN
+
+
+def _patchgan_name(choice) -> str:
+    if choice == "pixel":
+        return "PixelGAN (1×1)"
+    if choice == "image":
+        return "ImageGAN (whole image)"
+    if not isinstance(choice, Integral) or not 1 <= choice <= 4:
+        raise ValueError(f"choice {choice!r}: choose among {PATCHGAN_CHOICES} ('pixel', n_layers 1 to 4, 'image')")
+    return f"PatchGAN, n_layers={choice}"
+
+
+def _discriminator(choice, size: int) -> torch.nn.Module:
+    """A discriminator of the kind ``choice`` (see :data:`PATCHGAN_CHOICES`) for ``size`` px images, with
+    4 filters: the field and the output map do not depend on the width."""
+    from .config import min_image_size
+    from .networks import FullImageDiscriminator, NLayerDiscriminator, PixelDiscriminator
+    _patchgan_name(choice)                              # a known choice
+    if choice == "pixel":
+        return PixelDiscriminator(3, ndf=4)
+    if choice == "image":
+        return FullImageDiscriminator(3, ndf=4, image_size=size)
+    if size < min_image_size(choice):
+        raise ValueError(f"image size {size} px is too small for the PatchGAN with n_layers={choice}: "
+                         f"it needs at least {min_image_size(choice)} px")
+    return NLayerDiscriminator(3, ndf=4, n_layers=choice)
+
+
+def _first_unit_and_jump(net: torch.nn.Module) -> tuple[float, int]:
+    """Where the centre of output unit 0 falls in the input (pixel centres at 0, 1, …) and the
+    distance between neighbouring units' centres: ``c ← c + ((k − 1)/2 − p)·j``, ``j ← j·s`` per conv.
+    With :func:`~cyclegan_edu.networks.receptive_field`, unit i sees the square of that side centred
+    at ``c + i·j``."""
+    centre, jump = 0.0, 1
+    for m in net.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            centre += ((m.kernel_size[0] - 1) / 2 - m.padding[0]) * jump
+            jump *= m.stride[0]
+    return centre, jump
+
+
+def _patchgan_frame(choice, size: int, image: torch.Tensor, dpi: int) -> dict:
+    """One frame of :func:`patchgan_explorer`: the fields over the image, the output map, the numbers."""
+    from matplotlib.patches import Rectangle
+
+    from .networks import receptive_field
+    from .viz import to_numpy_image
+    net, name = _discriminator(choice, size), _patchgan_name(choice)
+    with torch.no_grad():
+        out = net(torch.zeros(1, 3, size, size)).shape[-1]
+    field, (centre, jump) = receptive_field(net), _first_unit_and_jump(net)
+    shown = torch.nn.functional.interpolate(image[None].float(), size=(size, size), mode="bilinear",
+                                            antialias=True, align_corners=False)[0]
+    fig = Figure(figsize=(6.4, 3.0), layout="constrained")
+    image_ax, map_ax = fig.subplots(1, 2)
+    image_ax.imshow(to_numpy_image(shown), extent=(-0.5, size - 0.5, size - 0.5, -0.5))
+    cells = torch.full((out, out, 3), 0.85)                      # D's output map, light grey
+    units = [(out // 2, "-", (0.91, 0.07, 0.18))] + [(0, "--", (1.0, 0.83, 0.0))] * (out > 1)
+    for unit, style, colour in units:                            # the centre score, the corner score
+        at = centre + unit * jump - field / 2
+        image_ax.add_patch(Rectangle((at, at), field, field, fill=False, lw=2, ls=style, ec=colour))
+        cells[unit, unit] = torch.tensor(colour)
+    image_ax.set(xlim=(-0.5, size - 0.5), ylim=(size - 0.5, -0.5), xticks=[0, size - 1], yticks=[0, size - 1])
+    image_ax.set_title(f"{size}×{size} input, field {field}×{field}", fontsize=9)
+    map_ax.imshow(cells.numpy(), interpolation="nearest")
+    map_ax.set(xticks=[], yticks=[])
+    if out <= 32:                                                # the scores' cells
+        map_ax.set_xticks(torch.arange(out + 1) - 0.5, minor=True)
+        map_ax.set_yticks(torch.arange(out + 1) - 0.5, minor=True)
+        map_ax.grid(which="minor", color="white", lw=0.5)
+        map_ax.tick_params(which="minor", length=0)
+    map_ax.set_title(f"D's output: {out}×{out} score{'s' if out > 1 else ''}", fontsize=9)
+    fig.suptitle(name, fontsize=10)
+    seen = min(field, size)
+    padded = centre - field / 2 < -0.5                           # the corner score's field passes the border
+    caption = (f"Each of D's {out * out} scores judges a {seen}×{seen} px window ({seen / size:.0%} of the side); "
+               "solid: the centre score's window" + (", dashed: the corner score's" if out > 1 else "")
+               + (", which reaches into the zero padding." if padded else ".")) if out > 1 else (
+        f"D's one score judges the whole {size}×{size} px image (its field, {field} px, reaches into the zero padding).")
+    return _frame(f"{name}, {size} px", figure_png(fig, dpi, PALETTE),
+                  {"receptive field": f"{field}×{field} px", "output map": f"{out}×{out}",
+                   "scores per image": out * out, "field ÷ image side": f"{min(field / size, 1):.0%}"}, caption)
+
+
+def patchgan_explorer(image: torch.Tensor, sizes: Sequence[int] = (64, 128, 256),
+                      choices: Sequence = PATCHGAN_CHOICES, start: tuple[int, int] | None = None,
+                      title: str = "What one score of D sees", dpi: int = MIN_DPI):
+    """A static explorer of the discriminator's patch (Isola et al. 2017, §3.2.2; chapter 5): a slider
+    over ``choices`` (:data:`PATCHGAN_CHOICES`) and one over image ``sizes``. Each frame draws the
+    receptive field of D's centre score (solid) and of its corner score (dashed) over ``image``
+    ((3, H, W) in [-1, 1], resized to the size), beside D's output map, with the numbers: the field
+    (:func:`~cyclegan_edu.networks.receptive_field`: 1, 16, 34, 70, 142) and the output map's size,
+    measured by running the discriminator on a zero image of that size. Everything is precomputed;
+    the sliders work with no kernel. ``start``: (choice, size) indices, by default the paper's 70×70
+    PatchGAN at the middle size.
+    """
+    if image.dim() == 4:
+        image = image[0]
+    if image.dim() != 3:
+        raise ValueError(f"patchgan_explorer takes one image (3, H, W), got shape {tuple(image.shape)}")
+    if not sizes or not choices:
+        raise ValueError("patchgan_explorer needs at least one size and one choice")
+    frames = [_patchgan_frame(choice, size, image, dpi) for choice in choices for size in sizes]
+    names = " · ".join(_patchgan_name(c).split(" (")[0].replace("PatchGAN, ", "") for c in choices)
+    axes = [("discriminator", len(choices), names), ("image size", len(sizes), " · ".join(f"{s} px" for s in sizes))]
+    if start is None:
+        start = (list(choices).index(3) if 3 in choices else 0, len(sizes) // 2)
+    return _explorer(frames, axes, start, title)
 
 
 def retrain_panel(train: Callable[[float], object], show: Callable[[object], None], values: Sequence[float],
@@ -156,25 +352,12 @@ def retrain_panel(train: Callable[[float], object], show: Callable[[object], Non
     return w.VBox([w.HBox([slider, button]), status, out])
 
 
-def live_dashboard(test_A: torch.Tensor, direction: str = "AtoB", keys: Sequence[str] | None = None):
-    """An output area that redraws the loss curves and the current translations of ``test_A`` while
-    a :class:`~cyclegan_edu.train.Trainer` runs. Returns ``(widget, callback)``:
-
-    >>> widget, callback = live_dashboard(test_A)            # doctest: +SKIP
-    >>> display(widget); trainer.add_callback(callback, every=25); trainer.fit()   # doctest: +SKIP
+def live_dashboard(trainer, images: torch.Tensor, every: int = 25, direction: str = "AtoB", keys=None,
+                   checkpoint=None):
+    """The live training dashboard of ``trainer`` on the test ``images``: start / pause / stop, the loss
+    weight sliders, save checkpoint, and the curves, samples, diversity readout and D's output map
+    refreshed every ``every`` steps. A :class:`~cyclegan_edu.dashboard.LiveDashboard` (see there for
+    how it trains without blocking the notebook); make it a cell's last expression to show it.
     """
-    import ipywidgets as w
-    status = w.HTML("waiting for the first steps…")
-    out = w.Output()
-
-    def callback(trainer, record):
-        status.value = f"step <b>{record['step']}</b> of {trainer.total_steps}, lr {record['lr']:.2e}"
-        with out:
-            out.clear_output(wait=True)
-            fig, ax = plt.subplots(figsize=(7, 3))
-            plot_history(trainer.history, keys=keys, smooth=5, ax=ax, title="losses so far")
-            plt.show()
-            fake = trainer.model.translate(test_A, direction)
-            image_grid([test_A, fake], ["input", "translated"], title=f"step {record['step']}")
-            plt.show()
-    return w.VBox([status, out]), callback
+    from .dashboard import LiveDashboard
+    return LiveDashboard(trainer, images, every=every, direction=direction, keys=keys, checkpoint=checkpoint)

@@ -58,3 +58,30 @@ def official_manifest() -> dict:
     """Names and shapes of the official networks' state_dicts (``tests/data/official_state_dict.json``)."""
     import json
     return json.loads((DATA / "official_state_dict.json").read_text())["networks"]
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+                  "--disable-dev-shm-usage", "--window-size=1280,1000")
+PAGE_LOAD_S = 30
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium driven by Selenium, with no network (the site test; the static
+    explorers' scripts in tests/test_widgets.py)."""
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.skip(f"the browser test needs Debian's {CHROMIUM} and {CHROMEDRIVER}: "
+                    "apt-get install chromium chromium-driver (bash .ci/setup does it as root)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(PAGE_LOAD_S)
+    yield driver
+    driver.quit()

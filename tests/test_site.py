@@ -25,9 +25,7 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 
 import pytest
 import yaml
-from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -35,11 +33,6 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOT = ROOT / "_build" / "screenshot_front.png"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-                  "--disable-dev-shm-usage", "--window-size=1280,1000")
 COLAB_PREFIX = "https://colab.research.google.com/github/cyclegan-edu/cyclegan-edu/blob/main/"
 # Vendored by `bash .ci/setup` and loaded by book/_static/mathjax-loader.js.
 LOCAL_MATHJAX = "_static/mathjax/tex-svg-full.js"
@@ -117,21 +110,6 @@ def serving(directory: Path, hidden: frozenset[str] = frozenset()):
 def base_url(site):
     with serving(site) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip(f"the browser test needs Debian's {CHROMIUM} and {CHROMEDRIVER}: "
-                    "apt-get install chromium chromium-driver (bash .ci/setup does it as root)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(WAIT_S)
-    yield driver
-    driver.quit()
 
 
 def wait_for(driver, script: str, what: str):

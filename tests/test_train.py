@@ -229,6 +229,82 @@ def test_callbacks_run_every_k_steps(tiny_folder):
         trainer.add_callback(print, every=0)
 
 
+
+# --- loss weights changed between steps (the dashboard's sliders) ----------------------------
+
+def used_weight(record: dict, term: str = "cycle_A") -> float:
+    """The weight a step actually gave ``term`` in G_total (the logged weighted term over the unweighted)."""
+    return record[f"{term}_weighted"] / record[term]
+
+
+def test_set_loss_weights_takes_effect_at_the_next_step_and_leaves_the_config_as_started(tiny_folder):
+    config = tiny(iters=4, iters_decay=0)
+    trainer = Trainer(config, tiny_folder, progress=False)
+    trainer.fit(2)
+    trainer.set_loss_weights(lambda_cycle=1.0, lambda_identity=2.0)
+    assert trainer.model.config.lambda_cycle == 10.0             # queued, not applied between calls
+    trainer.fit(1)
+    trainer.set_loss_weights(lambda_cycle=3.0)
+    trainer.fit(1)
+    assert [used_weight(r) for r in trainer.history] == pytest.approx([10, 10, 1, 3])
+    assert [used_weight(r, "idt_A") for r in trainer.history] == pytest.approx([5, 5, 2, 6])   # λ·λ_id
+    assert trainer.loss_weight_changes == [{"step": 3, "lambda_cycle": 1.0, "lambda_identity": 2.0},
+                                           {"step": 4, "lambda_cycle": 3.0}]
+    assert (trainer.model.config.lambda_cycle, trainer.model.config.lambda_identity) == (3.0, 2.0)
+    assert trainer.config == config and config.lambda_cycle == 10.0            # the run's settings as started
+    assert get_preset("ci").lambda_cycle == 10.0
+
+
+def test_weight_changes_are_checkpointed_and_replayed_on_resume(tiny_folder, tmp_path):
+    """A run whose λ changed at step 3 and was saved at step 4, resumed with its own settings, continues
+    with the changed λ and matches a run that was never interrupted; a change asked for after the last
+    step is saved too and taken at the first step after resuming."""
+    config = tiny(iters=6, iters_decay=0)
+    whole = Trainer(config, tiny_folder, progress=False)
+    whole.add_callback(lambda t, record: t.set_loss_weights(lambda_cycle=2.0) if record["step"] == 2 else None)
+    whole.add_callback(lambda t, record: t.set_loss_weights(lambda_gan=0.5) if record["step"] == 4 else None)
+    whole.fit()
+
+    first = Trainer(config, tiny_folder, out=tmp_path / "run", progress=False)
+    first.fit(2)
+    first.set_loss_weights(lambda_cycle=2.0)
+    first.fit(2)
+    first.set_loss_weights(lambda_gan=0.5)
+    first.save_checkpoint()
+    saved = read_checkpoint(tmp_path / "run")
+    assert saved["config"]["lambda_cycle"] == 10.0 and json.loads((tmp_path / "run" / "config.json").read_text())[
+        "lambda_cycle"] == 10.0
+    assert saved["loss_weight_changes"] == [{"step": 3, "lambda_cycle": 2.0}, {"step": 5, "lambda_gan": 0.5}]
+
+    second = Trainer(config, tiny_folder, out=tmp_path / "run", resume=True, progress=False)
+    assert (second.model.config.lambda_cycle, second.model.config.lambda_gan) == (2.0, 0.5)
+    second.fit()
+    assert without_time(second.history) == without_time(whole.history)
+    assert [used_weight(r) for r in second.history] == pytest.approx([10, 10, 2, 2, 2, 2])
+    assert all(torch.equal(v, whole.model.state_dict()[k]) for k, v in second.model.state_dict().items())
+
+
+def test_bad_loss_weight_changes_are_refused_in_one_line_and_change_nothing(tiny_folder):
+    trainer = Trainer(tiny(iters=2, iters_decay=0), tiny_folder, progress=False)
+    with pytest.raises(ValueError, match="lambda_cycle=-1.0: must not be negative"):
+        trainer.set_loss_weights(lambda_cycle=-1.0)
+    with pytest.raises(ValueError, match="cyclegan has no live loss weight lambda_l1, ngf; choose among lambda_gan"):
+        trainer.set_loss_weights(lambda_l1=5.0, ngf=8)
+    trainer.fit(1)
+    assert trainer.loss_weight_changes == [] and trainer.model.config == trainer.config
+
+    grey_to_colour = Trainer(tiny(iters=1, iters_decay=0, input_nc=1, lambda_identity=0.0), tiny_folder,
+                             progress=False)
+    with pytest.raises(ValueError, match="needs input_nc == output_nc; set lambda_identity=0"):
+        grey_to_colour.set_loss_weights(lambda_identity=0.5)
+    pix2pix = Trainer(tiny(iters=1, iters_decay=0, lambda_identity=0.0), UnpairedImageFolder(
+        tiny_folder, image_size=32, load_size=36), model="pix2pix", progress=False)
+    with pytest.raises(ValueError, match="pix2pix has no live loss weight lambda_cycle; choose among lambda_l1"):
+        pix2pix.set_loss_weights(lambda_cycle=1.0)
+    pix2pix.set_loss_weights(lambda_l1=7.0)
+    (record,) = pix2pix.fit()
+    assert record["G_total"] == pytest.approx(record["G_gan"] + 7.0 * record["G_L1"], rel=1e-5)
+
 # --- the notebooks' cache -------------------------------------------------------------------
 
 def test_train_or_load_trains_once(tiny_folder, tmp_path, monkeypatch):
