@@ -4,6 +4,7 @@
     cyclegan-edu toy shapes --out data/shapes                # make one in the official layout
     cyclegan-edu train --data data/shapes --out runs/shapes --preset ci
     cyclegan-edu train --help                                # every Config field is an option
+    torchrun --nproc_per_node=2 -m cyclegan_edu train ...    # on 2 processes (cyclegan_edu.distributed)
     cyclegan-edu translate --run runs/shapes --direction AtoB --input data/shapes/testA --output out/
     cyclegan-edu info runs/shapes
     cyclegan-edu download dataset horse2zebra                # needs the network
@@ -112,14 +113,26 @@ def _warnings_as_notes():
 
 
 def _cmd_train(args) -> None:
-    from .train import CheckpointWriteError, Trainer, TrainingDiverged
+    """Train, on the processes torchrun started if it did (``torchrun ... -m cyclegan_edu train``)."""
+    from . import distributed
     config = train_config(args)
+    with distributed.process_group(config.device):
+        _train(args, config, distributed.is_main())
+
+
+def _train(args, config: "Config", main: bool) -> None:
+    """The ``train`` command in one process; ``main``: it prints (the only process, or rank 0)."""
+    from . import distributed
+    from .train import CheckpointWriteError, Trainer, TrainingDiverged
     with _warnings_as_notes():
         trainer = Trainer(config, args.data, out=args.out, model=args.model, resume=args.resume,
                           force=args.force, progress=not args.no_progress)
-        print(f"training {args.model} on {args.data} with preset {args.preset or 'default'}: "
-              f"{config.image_size}px, ngf {config.ngf}, {config.n_blocks} blocks, batch {config.batch_size}, "
-              f"steps {trainer.step} → {trainer.total_steps} on {trainer.device}")
+        if main:
+            print(f"training {args.model} on {args.data} with preset {args.preset or 'default'}: "
+                  f"{config.image_size}px, ngf {config.ngf}, {config.n_blocks} blocks, batch {config.batch_size}, "
+                  f"steps {trainer.step} → {trainer.total_steps} on {trainer.device}")
+            if trainer.world_size > 1:
+                print(distributed.describe(config.batch_size, config.lr))
         try:
             trainer.fit()
         except KeyboardInterrupt as stop:             # Ctrl-C, SIGTERM or SIGHUP: exit code 128 + the signal
@@ -135,8 +148,9 @@ def _cmd_train(args) -> None:
             saved = "" if trainer.checkpoint_step is None else f"; {_saved(trainer)}"
             _fail(f"{_one_line(err)}{saved}", 2 if isinstance(err, USER_ERRORS) else 1)
     last = trainer.history[-1] if trainer.history else {}
-    print(f"done: {trainer.step} steps; run directory {args.out}; last losses "
-          + ", ".join(f"{k} {v:.3f}" for k, v in last.items() if k not in ("step", "epoch", "lr", "seconds")))
+    if main:
+        print(f"done: {trainer.step} steps; run directory {args.out}; last losses "
+              + ", ".join(f"{k} {v:.3f}" for k, v in last.items() if k not in ("step", "epoch", "lr", "seconds")))
 
 
 def _one_line(err: Exception) -> str:
