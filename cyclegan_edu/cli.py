@@ -175,7 +175,8 @@ def _saved(trainer) -> str:
 def _cmd_translate(args) -> None:
     from .inference import open_translator, translate_paths
     translator = open_translator(args.run, args.weights, args.direction, args.device, args.eval_mode)
-    written = translate_paths(translator, args.input, args.output, args.size, args.batch_size, args.force)
+    written = translate_paths(translator, args.input, args.output, args.size, args.batch_size, args.force,
+                              args.keep_size, args.tile, progress=False if args.no_progress else None)
     print(f"wrote {len(written)} image(s) to {args.output}")
 
 
@@ -238,7 +239,7 @@ def _cmd_results(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .config import DIRECTIONS, MODELS, PRESETS
+    from .config import DIRECTIONS, MODELS, PRESETS, TRANSLATE_TILE
     parser = _Parser(prog="cyclegan-edu", description="CycleGAN (Zhu et al. 2017), small and faithful.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -265,11 +266,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--input", required=True, help="an image file or a folder of images")
     r.add_argument("--output", required=True, help="folder for the translated PNGs, named as their inputs "
                    "(x.jpg → x.png; inputs that share a base name keep their whole name: x.jpg.png, x.png.png)")
-    r.add_argument("--size", type=int, help="resize inputs to SIZE×SIZE (default: the run's size; "
-                                            "with --weights, keep each image's size)")
-    r.add_argument("--batch-size", type=int, default=16)
+    sizes = r.add_mutually_exclusive_group()
+    sizes.add_argument("--size", type=int, help="resize inputs to SIZE×SIZE (default: the run's size; "
+                                                "with --weights, keep each image's size)")
+    sizes.add_argument("--keep-size", action="store_true",
+                       help="translate each image at its own size, at full resolution (padded to the multiple "
+                            "the generator needs, cropped back)")
+    r.add_argument("--tile", type=int, default=TRANSLATE_TILE,
+                   help=f"translate images with a side over TILE px in overlapping TILE×TILE tiles, blended "
+                        f"(default {TRANSLATE_TILE}; instance norm then normalises each tile by itself)")
+    r.add_argument("--batch-size", type=int, default=16, help="images (or tiles) translated at once (default 16)")
     r.add_argument("--device", default="auto")
     r.add_argument("--force", action="store_true", help="overwrite existing output files (never an input)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--eval-mode", action="store_true",
                    help="run the generator in eval mode (the official --eval: no dropout, batch norm's running "
                         "statistics, deterministic); default: as the official test.py, dropout on and each image "
