@@ -243,7 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="cyclegan-edu", description="CycleGAN (Zhu et al. 2017), small and faithful.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    t = sub.add_parser("train", help="train a CycleGAN (or pix2pix) on a folder in the official layout")
+    t = sub.add_parser("train", help="train a CycleGAN (or pix2pix) on a folder in the official layout",
+                       description="Started by torchrun (torchrun --nproc_per_node=N -m cyclegan_edu train ...), "
+                                   "it trains on N processes with DistributedDataParallel; --batch-size is then "
+                                   "per process (cyclegan_edu.distributed).")
     t.add_argument("--data", required=True, help="dataset folder with trainA/ and trainB/ (pix2pix: train/)")
     t.add_argument("--out", required=True, help="run directory for checkpoint.pt, config.json, history.csv")
     t.add_argument("--model", choices=MODELS, default="cyclegan",

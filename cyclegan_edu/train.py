@@ -194,6 +194,10 @@ class Trainer:
         updated. A NaN or infinite loss raises :class:`TrainingDiverged` and keeps the last good
         checkpoint. Checkpoints are also saved every ``checkpoint_every`` steps and
         ``checkpoint_minutes`` minutes.
+
+        On the CPU the losses are read every step; on a GPU every ``read_every`` steps
+        (:data:`LOSS_READ_EVERY`), at the last, and before a checkpoint or a callback, so that the GPU
+        is not waited for every step: a NaN is then found up to ``read_every`` steps late, never saved.
         """
         end = self.total_steps if steps is None else min(self.total_steps, self.step + steps)
         bar = tqdm(total=end, initial=self.step, desc=f"{self.kind} {self.config.image_size}px",
