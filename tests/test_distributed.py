@@ -124,19 +124,6 @@ def test_resuming_on_another_number_of_processes_keeps_the_epoch_and_its_fractio
     assert json.loads((run / "config.json").read_text())["world_size"] == 1
 
 
-def test_losses_read_every_k_steps_record_the_same_history(tiny_folder):
-    """On a GPU the losses are read back every LOSS_READ_EVERY steps, not every step (each read waits
-    for the device): the history is the same."""
-    config = tiny(batch_size=4, iters=5, iters_decay=2, log_every=2)
-    every_step = Trainer(config, tiny_folder, progress=False)
-    every_step.fit()
-    lazily = Trainer(config, tiny_folder, progress=False)
-    lazily.read_every = 3
-    lazily.fit()
-    assert [r["step"] for r in lazily.history] == [2, 4, 5]
-    assert without_time(lazily.history) == without_time(every_step.history)
-
-
 # --- two processes -------------------------------------------------------------------------------
 
 # Runs the `train` command of each argument in one process group, then saves each rank's networks and
