@@ -14,7 +14,8 @@ nothing here changes. What a run of W processes does differently:
   the epoch's order (:class:`~cyclegan_edu.data.EpochSampler`, the role of torch's
   ``DistributedSampler``). The B partner of each A image, its crop and flip are drawn from
   ``(seed, epoch, index)``, so each process draws its own, and together they draw what one process
-  would have drawn. Each process keeps its own image pools of the fakes it made.
+  would have drawn. Each process keeps its own image pools of the fakes it made, and ranks other
+  than 0 their own random streams for dropout and the pools' draws (:func:`rank_seed`).
 * **Gradients.** The four networks are wrapped in ``DistributedDataParallel`` (:func:`wrap`): the
   backward pass averages every gradient over the processes, so each takes the same optimizer step
   and the weights stay identical everywhere.
@@ -23,8 +24,8 @@ nothing here changes. What a run of W processes does differently:
   the gradient is the mean over all ``W × batch_size`` images, a step is that of one process with
   batch ``W × batch_size`` at the same learning rate. This is the official implementation's
   multi-GPU rule (its ``--batch_size`` is split over ``--gpu_ids``, with lr 2e-4 whatever the batch);
-  the paper trains with batch 1. An epoch has W times fewer steps, so epoch-based schedules take W
-  times fewer steps, and ``iters`` counts steps of the effective batch.
+  the paper trains with batch 1. An epoch has W times fewer steps (epoch schedules keep their
+  epochs), and ``iters`` counts steps of the effective batch.
 * **Files.** Rank 0 alone writes the run directory (checkpoint, history, config.json), shows the
   progress bar and runs the callbacks (sample grids, evaluations). Checkpoints hold the unwrapped
   networks, so any number of processes resumes them, a single process included.
@@ -43,9 +44,9 @@ the fakes are detached, so G's reducer is not involved. Each backward pass is fo
 optimizer's step, G's before D's as in the official order: every all-reduce of a backward pass is
 over when ``backward()`` returns, so each optimizer reads gradients already averaged, and each
 process issues the same collectives in the same order. Wrapping a network whose parameters were
-partly frozen, or using a layer only sometimes, would break the rule; DDP then stops with an
-error naming the parameters rather than training wrongly (``find_unused_parameters=True`` would
-cost a graph traversal every forward pass). ``tests/test_distributed.py`` checks that the
+partly frozen, or using a layer only sometimes, would break the rule; DDP then stops at the next
+step with an error listing the parameters that got no gradient, rather than training wrongly
+(``find_unused_parameters=True`` would instead search the graph at every forward pass). ``tests/test_distributed.py`` checks that the
 discriminators are all-reduced once a step, not in the generator step, and that two processes
 with batch 1 train as one with batch 2.
 """
