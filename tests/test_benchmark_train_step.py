@@ -39,6 +39,14 @@ def test_the_paper_networks_convolutions_are_counted_by_hand():
     assert bench.conv_flops([conv], lambda: conv(y)) == 2 * forward                  # frozen: the input's only
 
 
+def test_rows_are_presets_or_the_paper_networks_at_a_size():
+    bench = load_script()
+    paper = bench.row_config("paper-128", device="cpu")
+    assert (paper.image_size, paper.ngf, paper.ndf, paper.n_blocks, paper.n_layers_D, paper.batch_size) == \
+        (128, 64, 64, 9, 3, 1)
+    assert paper.precision == "auto" and bench.row_config("cpu").batch_size == 4
+
+
 def test_quick_runs_and_prints_a_row_with_the_speed_up(capsys):
     assert load_script().main(["--quick", "--device", "cpu"]) == 0
     lines = capsys.readouterr().out.splitlines()
