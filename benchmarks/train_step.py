@@ -53,6 +53,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cyclegan_edu.config import PRESETS, Config, get_preset
+from cyclegan_edu.devices import select_device
 from cyclegan_edu.models import CycleGAN
 from cyclegan_edu.pool import ImagePool
 
@@ -137,6 +138,13 @@ def conv_flops(nets, run) -> float:
     return total
 
 
+def default_step_flops(config: Config, device: torch.device, a: torch.Tensor, b: torch.Tensor) -> float:
+    """:func:`conv_flops` of a default step, on a model of its own, not compiled (hooks and
+    ``torch.compile`` do not mix; the arithmetic is the same)."""
+    model = CycleGAN(config.replace(compile=False)).setup(device)
+    return conv_flops(model.children(), lambda: model.train_step(a, b))
+
+
 def matmul_peak(device: torch.device, dtype: torch.dtype, n: int, reps: int = 3) -> float:
     """The best FLOP/s of an n×n by n×n ``torch.matmul`` in ``dtype`` on ``device``."""
     a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
@@ -179,15 +187,15 @@ def peak_memory_mb(device: torch.device) -> float:
 def time_row(name: str, args, peaks: dict) -> dict:
     config = row_config(name, device=args.device, precision=args.precision, channels_last=args.channels_last,
                         compile=args.compile)
-    torch.manual_seed(config.seed)
-    model = CycleGAN(config).setup()
-    device = model.device
+    device = select_device(config.device)
     shape = (config.batch_size, config.input_nc, config.image_size, config.image_size)
     a, b = torch.rand(shape, device=device) * 2 - 1, torch.rand(shape, device=device) * 2 - 1
     x, y = a[:1], b[:1]
+    default_flops = default_step_flops(config, device, a, b)
 
     reset_peak_memory(device)
-    default_flops = conv_flops(model.children(), lambda: model.train_step(a, b))
+    torch.manual_seed(config.seed)
+    model = CycleGAN(config).setup(device)
     for _ in range(args.warmup):
         model.train_step(a, b)
     synchronize(device)
