@@ -116,12 +116,15 @@ def test_resuming_on_another_number_of_processes_keeps_the_epoch_and_its_fractio
     Trainer(config, tiny_folder, out=run, progress=False).fit(6)
     state = read_checkpoint(run)
     assert state["world_size"] == 1
-    state["world_size"] = 2                             # as if two processes had written it
+    state["world_size"] = 2                             # as if two processes had written the run
     torch.save(state, run / "checkpoint.pt")
+    config_json = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config_json, "world_size": 2, "effective_batch_size": 4}))
     resumed = Trainer(config, tiny_folder, out=run, resume=True, progress=False)
     assert (resumed.step, resumed.epoch, resumed.total_steps) == (12, 1, 16)
     resumed.fit(1)
-    assert json.loads((run / "config.json").read_text())["world_size"] == 1
+    config_json = json.loads((run / "config.json").read_text())
+    assert (config_json["world_size"], config_json["effective_batch_size"]) == (1, 2)
 
 
 # --- two processes -------------------------------------------------------------------------------
