@@ -13,6 +13,7 @@ One concept per module, in the order data flows through a run:
 ``models``        CycleGAN and pix2pix: nets, optimizers and one ``step`` each
 ``distancegan``   DistanceGAN: one-sided, distance-keeping translation (Benaim & Wolf 2017)
 ``train``         the Trainer: schedule, checkpoints, history, callbacks
+``distributed``   training on several processes: torchrun, DistributedDataParallel
 ``pretrained``    loading the official pretrained generators
 ``inference``     translating image files with a generator (the ``translate`` command)
 ``metrics``       errors against ground truth, FCN-style scores, diversity, KID

@@ -4,6 +4,7 @@
     cyclegan-edu toy shapes --out data/shapes                # make one in the official layout
     cyclegan-edu train --data data/shapes --out runs/shapes --preset ci
     cyclegan-edu train --help                                # every Config field is an option
+    torchrun --nproc_per_node=2 -m cyclegan_edu train ...    # on 2 processes (cyclegan_edu.distributed)
     cyclegan-edu translate --run runs/shapes --direction AtoB --input data/shapes/testA --output out/
     cyclegan-edu info runs/shapes
     cyclegan-edu download dataset horse2zebra                # needs the network
@@ -112,14 +113,26 @@ def _warnings_as_notes():
 
 
 def _cmd_train(args) -> None:
-    from .train import CheckpointWriteError, Trainer, TrainingDiverged
+    """Train, on the processes torchrun started if it did (``torchrun ... -m cyclegan_edu train``)."""
+    from . import distributed
     config = train_config(args)
+    with distributed.process_group(config.device):
+        _train(args, config, distributed.is_main())
+
+
+def _train(args, config: "Config", main: bool) -> None:
+    """The ``train`` command in one process; ``main``: it prints (the only process, or rank 0)."""
+    from . import distributed
+    from .train import CheckpointWriteError, Trainer, TrainingDiverged
     with _warnings_as_notes():
         trainer = Trainer(config, args.data, out=args.out, model=args.model, resume=args.resume,
                           force=args.force, progress=not args.no_progress)
-        print(f"training {args.model} on {args.data} with preset {args.preset or 'default'}: "
-              f"{config.image_size}px, ngf {config.ngf}, {config.n_blocks} blocks, batch {config.batch_size}, "
-              f"steps {trainer.step} → {trainer.total_steps} on {trainer.device}")
+        if main:
+            print(f"training {args.model} on {args.data} with preset {args.preset or 'default'}: "
+                  f"{config.image_size}px, ngf {config.ngf}, {config.n_blocks} blocks, batch {config.batch_size}, "
+                  f"steps {trainer.step} → {trainer.total_steps} on {trainer.device}")
+            if trainer.world_size > 1:
+                print(distributed.describe(config.batch_size, config.lr))
         try:
             trainer.fit()
         except KeyboardInterrupt as stop:             # Ctrl-C, SIGTERM or SIGHUP: exit code 128 + the signal
@@ -135,8 +148,9 @@ def _cmd_train(args) -> None:
             saved = "" if trainer.checkpoint_step is None else f"; {_saved(trainer)}"
             _fail(f"{_one_line(err)}{saved}", 2 if isinstance(err, USER_ERRORS) else 1)
     last = trainer.history[-1] if trainer.history else {}
-    print(f"done: {trainer.step} steps; run directory {args.out}; last losses "
-          + ", ".join(f"{k} {v:.3f}" for k, v in last.items() if k not in ("step", "epoch", "lr", "seconds")))
+    if main:
+        print(f"done: {trainer.step} steps; run directory {args.out}; last losses "
+              + ", ".join(f"{k} {v:.3f}" for k, v in last.items() if k not in ("step", "epoch", "lr", "seconds")))
 
 
 def _one_line(err: Exception) -> str:
@@ -161,7 +175,8 @@ def _saved(trainer) -> str:
 def _cmd_translate(args) -> None:
     from .inference import open_translator, translate_paths
     translator = open_translator(args.run, args.weights, args.direction, args.device, args.eval_mode)
-    written = translate_paths(translator, args.input, args.output, args.size, args.batch_size, args.force)
+    written = translate_paths(translator, args.input, args.output, args.size, args.batch_size, args.force,
+                              args.keep_size, args.tile, progress=False if args.no_progress else None)
     print(f"wrote {len(written)} image(s) to {args.output}")
 
 
@@ -227,11 +242,14 @@ def _cmd_results(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .config import DIRECTIONS, MODELS, PRESETS
+    from .config import DIRECTIONS, MODELS, PRESETS, TRANSLATE_TILE
     parser = _Parser(prog="cyclegan-edu", description="CycleGAN (Zhu et al. 2017), small and faithful.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    t = sub.add_parser("train", help="train a CycleGAN (or pix2pix) on a folder in the official layout")
+    t = sub.add_parser("train", help="train a CycleGAN (or pix2pix) on a folder in the official layout",
+                       description="Started by torchrun (torchrun --nproc_per_node=N -m cyclegan_edu train ...), "
+                                   "it trains on N processes with DistributedDataParallel; --batch-size is then "
+                                   "per process (cyclegan_edu.distributed).")
     t.add_argument("--data", required=True, help="dataset folder with trainA/ and trainB/ (pix2pix: train/)")
     t.add_argument("--out", required=True, help="run directory for checkpoint.pt, config.json, history.csv")
     t.add_argument("--model", choices=MODELS, default="cyclegan",
@@ -255,11 +273,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--input", required=True, help="an image file or a folder of images")
     r.add_argument("--output", required=True, help="folder for the translated PNGs, named as their inputs "
                    "(x.jpg → x.png; inputs that share a base name keep their whole name: x.jpg.png, x.png.png)")
-    r.add_argument("--size", type=int, help="resize inputs to SIZE×SIZE (default: the run's size; "
-                                            "with --weights, keep each image's size)")
-    r.add_argument("--batch-size", type=int, default=16)
+    sizes = r.add_mutually_exclusive_group()
+    sizes.add_argument("--size", type=int, help="resize inputs to SIZE×SIZE (default: the run's size; "
+                                                "with --weights, keep each image's size)")
+    sizes.add_argument("--keep-size", action="store_true",
+                       help="translate each image at its own size, at full resolution (padded to the multiple "
+                            "the generator needs, cropped back)")
+    r.add_argument("--tile", type=int, default=TRANSLATE_TILE,
+                   help=f"translate images with a side over TILE px in overlapping TILE×TILE tiles, blended "
+                        f"(default {TRANSLATE_TILE}; instance norm then normalises each tile by itself)")
+    r.add_argument("--batch-size", type=int, default=16, help="images (or tiles) translated at once (default 16)")
     r.add_argument("--device", default="auto")
     r.add_argument("--force", action="store_true", help="overwrite existing output files (never an input)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--eval-mode", action="store_true",
                    help="run the generator in eval mode (the official --eval: no dropout, batch norm's running "
                         "statistics, deterministic); default: as the official test.py, dropout on and each image "

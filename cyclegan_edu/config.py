@@ -218,6 +218,10 @@ class Config:
 # which the residual blocks' reflection padding and instance norm need at least 2×2.
 GENERATOR_MIN_SIZE = 8
 
+# `translate` translates images with a side longer than this in tiles (cyclegan_edu.inference); a
+# 2048×2048 image through the paper's generator needs about 3 GB in fp32 (its first layer's output: 1 GB)
+TRANSLATE_TILE = 2048
+
 
 def min_image_size(n_layers_D: int = 3, norm: str = "instance", netD: str = "n_layers") -> int:
     """The smallest ``image_size`` (a multiple of 4) that both networks of a run accept.

@@ -359,10 +359,22 @@ def load_folder(folder: str | os.PathLike, size: int, limit: int | None = None, 
 
 class EpochSampler(Sampler[int]):
     """A fresh random order each epoch, from ``(seed, epoch)`` alone, that can start mid-epoch:
-    what a resumed run needs to see the same batches as an uninterrupted one."""
+    what a resumed run needs to see the same batches as an uninterrupted one.
 
-    def __init__(self, n: int, seed: int = 0, shuffle: bool = True):
+    In a run of ``world_size`` processes it is also the distributed sampler (the role of torch's
+    ``DistributedSampler``, which cannot start mid-epoch): the epoch's order is padded with its
+    first indices to ``per_rank × world_size`` and process ``rank`` takes every ``world_size``-th
+    index from position ``rank``. The k-th batches of the processes, each of B images, then hold
+    the images of the k-th batch of one process with batch ``world_size × B``; ``start`` counts
+    within the process's share.
+    """
+
+    def __init__(self, n: int, seed: int = 0, shuffle: bool = True, rank: int = 0, world_size: int = 1):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank={rank}: must lie between 0 and world_size - 1 = {world_size - 1}")
         self.n, self.seed, self.shuffle = n, seed, shuffle
+        self.rank, self.world_size = rank, world_size
+        self.per_rank = -(-n // world_size)         # indices each process gets an epoch
         self.epoch, self.start = 0, 0
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
@@ -371,7 +383,10 @@ class EpochSampler(Sampler[int]):
     def __iter__(self):
         order = (torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 7919 + self.epoch))
                  if self.shuffle else torch.arange(self.n))
+        if self.world_size > 1:
+            padded = self.per_rank * self.world_size
+            order = order.repeat(-(-padded // self.n))[:padded][self.rank::self.world_size]
         return iter(order[self.start:].tolist())
 
     def __len__(self) -> int:
-        return self.n - self.start
+        return self.per_rank - self.start

@@ -169,21 +169,23 @@ class DistanceGAN(TranslationModel):
         images_B = torch.stack([item["B"] for item in items]).to(self.device)
         self.stats = distance_statistics(images_A, images_B, self.config.distance_mode)
 
-    def step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, float]:
-        """One iteration in CycleGAN's order: G (D frozen), then D_B on the pooled fakes."""
+    def train_step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One iteration in CycleGAN's order: G (D frozen), then D_B on the pooled fakes. The losses as
+        tensors (:meth:`read_losses`: as floats, with the weighted distance term)."""
         if self.stats is None:
             raise ValueError("DistanceGAN needs the distance statistics of its training data before its first "
                              "step: call model.measure_data(dataset) (the Trainer does)")
         c = self.config
         real_A, real_B = self._prepare(real_A), self._prepare(real_B)
         opt_G, opt_D = self.optimizers["G"], self.optimizers["D"]
+        G, D_B = self._nets("G", "D_B")
         losses: dict[str, torch.Tensor] = {}
 
         set_requires_grad((self.D_B,), False)
         opt_G.zero_grad(set_to_none=True)
         with self._autocast():
-            fake_B = self.G(real_A)
-            losses["G_AB_gan"] = self.gan_loss(self.D_B(fake_B), True)
+            fake_B = G(real_A)
+            losses["G_AB_gan"] = self.gan_loss(D_B(fake_B), True)
             losses["distance"] = distance_loss(real_A, fake_B, self.stats, c.distance_mode)
             total = c.lambda_gan * losses["G_AB_gan"] + c.lambda_distance * losses["distance"]
         losses["G_total"] = total
@@ -192,12 +194,16 @@ class DistanceGAN(TranslationModel):
         set_requires_grad((self.D_B,), True)
         opt_D.zero_grad(set_to_none=True)
         with self._autocast():
-            losses["D_B"] = self._discriminator_loss(self.D_B, real_B, self.pools["fake_B"].query(fake_B))
+            losses["D_B"] = self._discriminator_loss(D_B, real_B, self.pools["fake_B"].query(fake_B))
         self._backward(losses["D_B"], opt_D)
         if self.scaler is not None:
             self.scaler.update()
-        logged = {name: float(value.detach()) for name, value in losses.items()}
-        logged["distance_weighted"] = c.lambda_distance * logged["distance"]
+        return {name: value.detach() for name, value in losses.items()}
+
+    def read_losses(self, losses: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Every loss as a float, and the distance term as weighted in ``G_total``."""
+        logged = super().read_losses(losses)
+        logged["distance_weighted"] = self.config.lambda_distance * logged["distance"]
         return logged
 
     @torch.no_grad()

@@ -60,6 +60,8 @@ class TranslationModel(nn.Module):
         self.check_config(config)
         self.config = config
         self.pools = {}
+        # in a multi-process run, each network's DistributedDataParallel wrapper (distributed.wrap)
+        self.ddp: dict[str, nn.Module] = {}
         self.amp_dtype: torch.dtype | None = None
         self.scaler: torch.amp.GradScaler | None = None
 
@@ -112,6 +114,26 @@ class TranslationModel(nn.Module):
             raise ValueError(f"this {self.one_way_name} learned {learned} only (Config.direction): translate with "
                              f"direction={learned!r}, or train another {self.one_way_name} with direction={direction!r}")
         return direction
+
+    def step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, float]:
+        """One training iteration (:meth:`train_step`); every loss as a float, which waits for the device."""
+        return self.read_losses(self.train_step(real_A, real_B))
+
+    def train_step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One training iteration; the losses as detached tensors on the device, so a caller that
+        reads them only now and then (:meth:`read_losses`) does not wait for the device every step."""
+        raise NotImplementedError
+
+    def read_losses(self, losses: dict[str, torch.Tensor]) -> dict[str, float]:
+        """The losses of :meth:`train_step` as floats, fetched from the device in one transfer (in float64
+        when a model computes in float64, so that nothing is rounded on the way)."""
+        dtype = torch.float64 if any(v.dtype == torch.float64 for v in losses.values()) else torch.float32
+        return dict(zip(losses, torch.stack([v.to(dtype) for v in losses.values()]).tolist()))
+
+    def _nets(self, *names: str) -> list[nn.Module]:
+        """The networks ``names`` as a training step calls them: through their DistributedDataParallel
+        wrapper in a multi-process run, which averages their gradients over the processes, else as they are."""
+        return [self.ddp.get(name, getattr(self, name)) for name in names]
 
     def _backward(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
         if self.scaler is None:
@@ -179,11 +201,11 @@ class CycleGAN(TranslationModel):
         return {"G": list(itertools.chain(self.G_AB.parameters(), self.G_BA.parameters())),
                 "D": list(itertools.chain(self.D_A.parameters(), self.D_B.parameters()))}
 
-    def step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, float]:
-        """One training iteration, in the official order. Returns every loss term as a float: the
-        unweighted ``cycle_*`` and ``idt_*`` L1 distances (``cycle_*``: the perceptual distance with
-        ``cycle_loss="perceptual"``) and, as ``*_weighted``, the same times their
-        weight in ``G_total`` (what the official code logs as ``cycle_A`` etc.; see the module docstring).
+    def train_step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One training iteration, in the official order. Returns every loss term (as tensors;
+        :meth:`step` and :meth:`read_losses`: as floats, with the weighted terms): the unweighted
+        ``cycle_*`` and ``idt_*`` distances (``cycle_*``: the perceptual distance with
+        ``cycle_loss="perceptual"``) and, as ``*_weighted``, the same times their weight in ``G_total``.
 
         1. Generators (D frozen): ``L_GAN(G) + L_GAN(F) + λ(L_cyc,A + L_cyc,B) + λλ_id(L_id,A + L_id,B)``.
         2. Discriminators on the pooled fakes: ``0.5 (L(D(real), 1) + L(D(fake), 0))`` each; the 0.5
@@ -194,22 +216,23 @@ class CycleGAN(TranslationModel):
         c = self.config
         real_A, real_B = self._prepare(real_A), self._prepare(real_B)
         opt_G, opt_D = self.optimizers["G"], self.optimizers["D"]
+        G_AB, G_BA, D_A, D_B = self._nets("G_AB", "G_BA", "D_A", "D_B")
         losses: dict[str, torch.Tensor] = {}
 
         set_requires_grad((self.D_A, self.D_B), False)
         opt_G.zero_grad(set_to_none=True)
         with self._autocast():
-            fake_B = self.G_AB(real_A)
-            fake_A = self.G_BA(real_B)
-            losses["G_AB_gan"] = self.gan_loss(self.D_B(fake_B), True)
-            losses["G_BA_gan"] = self.gan_loss(self.D_A(fake_A), True)
+            fake_B = G_AB(real_A)
+            fake_A = G_BA(real_B)
+            losses["G_AB_gan"] = self.gan_loss(D_B(fake_B), True)
+            losses["G_BA_gan"] = self.gan_loss(D_A(fake_A), True)
             if c.lambda_cycle > 0 and c.cycle_forward:    # x → G(x) → F(G(x)) ≈ x
-                losses["cycle_A"] = self.reconstruction_loss(real_A, self.G_BA(fake_B))
+                losses["cycle_A"] = self.reconstruction_loss(real_A, G_BA(fake_B))
             if c.lambda_cycle > 0 and c.cycle_backward:   # y → F(y) → G(F(y)) ≈ y
-                losses["cycle_B"] = self.reconstruction_loss(real_B, self.G_AB(fake_A))
+                losses["cycle_B"] = self.reconstruction_loss(real_B, G_AB(fake_A))
             if c.lambda_cycle * c.lambda_identity > 0:    # G(y) ≈ y and F(x) ≈ x (§5.2), weight λ·λ_id
-                losses["idt_A"] = identity_loss(real_B, self.G_AB(real_B))
-                losses["idt_B"] = identity_loss(real_A, self.G_BA(real_A))
+                losses["idt_A"] = identity_loss(real_B, G_AB(real_B))
+                losses["idt_B"] = identity_loss(real_A, G_BA(real_A))
             total_G = c.lambda_gan * (losses["G_AB_gan"] + losses["G_BA_gan"])
             total_G = total_G + c.lambda_cycle * (losses.get("cycle_A", 0) + losses.get("cycle_B", 0))
             total_G = total_G + c.lambda_cycle * c.lambda_identity * (losses.get("idt_A", 0) + losses.get("idt_B", 0))
@@ -219,12 +242,19 @@ class CycleGAN(TranslationModel):
         set_requires_grad((self.D_A, self.D_B), True)
         opt_D.zero_grad(set_to_none=True)
         with self._autocast():
-            losses["D_A"] = self._discriminator_loss(self.D_A, real_A, self.pools["fake_A"].query(fake_A))
-            losses["D_B"] = self._discriminator_loss(self.D_B, real_B, self.pools["fake_B"].query(fake_B))
+            losses["D_A"] = self._discriminator_loss(D_A, real_A, self.pools["fake_A"].query(fake_A))
+            losses["D_B"] = self._discriminator_loss(D_B, real_B, self.pools["fake_B"].query(fake_B))
         self._backward(losses["D_A"] + losses["D_B"], opt_D)
         if self.scaler is not None:
             self.scaler.update()
-        logged = {name: float(value.detach()) for name, value in losses.items()}
+        return {name: value.detach() for name, value in losses.items()}
+
+    def read_losses(self, losses: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Every loss term as a float: the unweighted ``cycle_*`` and ``idt_*`` L1 distances and, as
+        ``*_weighted``, the same times their weight in ``G_total`` (what the official code logs as
+        ``cycle_A`` etc.; see the module docstring)."""
+        c = self.config
+        logged = super().read_losses(losses)
         # the terms as the official code logs them (cycle_A etc. there), weighted as in G_total
         weights = {"cycle_A": c.lambda_cycle, "cycle_B": c.lambda_cycle,
                    "idt_A": c.lambda_cycle * c.lambda_identity, "idt_B": c.lambda_cycle * c.lambda_identity}
@@ -283,34 +313,34 @@ class Pix2Pix(TranslationModel):
     def parameter_groups(self):
         return {"G": list(self.G.parameters()), "D": list(self.D.parameters())}
 
-    def step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, float]:
+    def train_step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
         """One iteration in the official order: D on (a, b) vs (a, G(a)), then G."""
         real_A, real_B = self._prepare(real_A), self._prepare(real_B)
         opt_G, opt_D = self.optimizers["G"], self.optimizers["D"]
+        G, D = self._nets("G", "D")
         with self._autocast():
-            fake_B = self.G(real_A)
+            fake_B = G(real_A)
         set_requires_grad((self.D,), True)
         opt_D.zero_grad(set_to_none=True)
         with self._autocast():
             fake_AB = torch.cat([real_A, fake_B.detach()], 1)
             if "fake_AB" in self.pools:
                 fake_AB = self.pools["fake_AB"].query(fake_AB)
-            loss_D = 0.5 * (self.gan_loss(self.D(fake_AB), False)
-                            + self.gan_loss(self.D(torch.cat([real_A, real_B], 1)), True))
+            loss_D = 0.5 * (self.gan_loss(D(fake_AB), False)
+                            + self.gan_loss(D(torch.cat([real_A, real_B], 1)), True))
         self._backward(loss_D, opt_D)
 
         set_requires_grad((self.D,), False)
         opt_G.zero_grad(set_to_none=True)
         with self._autocast():
-            loss_gan = self.gan_loss(self.D(torch.cat([real_A, fake_B], 1)), True)
+            loss_gan = self.gan_loss(D(torch.cat([real_A, fake_B], 1)), True)
             loss_l1 = nn.functional.l1_loss(fake_B, real_B)
             total = loss_gan + self.config.lambda_l1 * loss_l1
         self._backward(total, opt_G)
         set_requires_grad((self.D,), True)
         if self.scaler is not None:
             self.scaler.update()
-        return {"G_gan": float(loss_gan.detach()), "G_L1": float(loss_l1.detach()),
-                "G_total": float(total.detach()), "D": float(loss_D.detach())}
+        return {"G_gan": loss_gan.detach(), "G_L1": loss_l1.detach(), "G_total": total.detach(), "D": loss_D.detach()}
 
     @torch.no_grad()
     def translate(self, x: torch.Tensor, direction: str | None = None, eval_mode: bool = True) -> torch.Tensor:

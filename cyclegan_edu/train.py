@@ -7,6 +7,7 @@ epochs in the paper). Short runs use the same rule counted in steps (``iters``, 
 A run directory holds ``config.json``, ``checkpoint.pt`` (everything needed to continue: nets,
 optimizers, schedulers, image pools, random states, step, history, and which data it trains on) and
 ``history.csv``. Resuming gives the same losses and weights as a run that was never interrupted.
+Started by torchrun, the same Trainer trains on several processes (:mod:`~cyclegan_edu.distributed`).
 
 Loss weights (λ, λ_id, …) may change between two steps (:meth:`Trainer.set_loss_weights`, the
 dashboard's sliders); the changes are logged, checkpointed and replayed on resume.
@@ -20,6 +21,7 @@ without overwriting the last good checkpoint; and a checkpoint is saved every ``
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import math
@@ -37,6 +39,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from . import distributed
 from .config import Config
 from .data import EpochSampler, PairedImageFolder, UnpairedImageFolder
 from .models import TranslationModel, build_model
@@ -48,6 +51,9 @@ CHECKPOINT, CONFIG, HISTORY = "checkpoint.pt", "config.json", "history.csv"
 # (skip_bad only decides what an unreadable image does, which would otherwise have stopped the run)
 RESUMABLE_CHANGES = {"device", "num_workers", "checkpoint_every", "checkpoint_minutes", "compile", "channels_last",
                      "skip_bad"}
+# on a GPU (or MPS), the losses are read back every this many steps: reading them waits for the device
+# to finish, which a read every step would do every step; on the CPU they are read every step
+LOSS_READ_EVERY = 20
 # stop a run after its current step, with a checkpoint: Ctrl-C, `kill` or a job scheduler, a closed terminal
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
@@ -75,6 +81,12 @@ def linear_decay(t: int, n_constant: int, n_decay: int) -> float:
     return 1.0 - max(0, t + 1 - n_constant) / float(n_decay + 1)
 
 
+def steps_per_epoch(n_items: int, batch_size: int, world_size: int = 1) -> int:
+    """Optimizer steps in an epoch of ``n_items``: each of ``world_size`` processes takes its share
+    (rounded up, :class:`~cyclegan_edu.data.EpochSampler`) in batches of ``batch_size``, the last one short."""
+    return math.ceil(math.ceil(n_items / world_size) / batch_size)
+
+
 def seed_everything(seed: int, deterministic: bool = False) -> None:
     """Seed Python, numpy and torch; optionally ask torch for deterministic kernels."""
     random.seed(seed)
@@ -100,23 +112,28 @@ class Trainer:
 
     def __init__(self, config: Config, data: str | os.PathLike | Dataset, out: str | os.PathLike | None = None,
                  model: str = "cyclegan", resume: bool = False, force: bool = False, progress: bool = True):
-        self.config, self.kind, self.progress = config, model, progress
+        self.config, self.kind = config, model
         self.out = Path(out) if out is not None else None
         if self.out is not None:
             _check_run_dir(self.out, resume, force)
         seed_everything(config.seed, config.deterministic)
         self.device = select_device(config.device)
+        if self.device.type == "cuda" and not config.deterministic:
+            torch.backends.cudnn.benchmark = True    # a step's shapes never change: pick the fastest kernels once
+        # this process's place in a multi-process run (torchrun); rank 0 of 1 otherwise
+        self.rank, self.world_size = distributed.rank(), distributed.world_size()
+        self.progress = progress and self.rank == 0
         self.dataset = data if isinstance(data, Dataset) else self._dataset(Path(data))
         # which images the run trains on, kept in its checkpoint so that resuming on others is refused
         self.data_fingerprint = None if isinstance(data, Dataset) else _data_fingerprint(Path(data), self.dataset)
-        self.sampler = EpochSampler(len(self.dataset), config.seed)
+        self.sampler = EpochSampler(len(self.dataset), config.seed, rank=self.rank, world_size=self.world_size)
         self.loader = DataLoader(self.dataset, batch_size=config.batch_size, sampler=self.sampler,
                                  num_workers=config.num_workers, pin_memory=self.device.type == "cuda",
                                  persistent_workers=False,
                                  # its own generator, so creating a loader never draws from torch's global
                                  # RNG (dropout's): a resumed run then matches an uninterrupted one
                                  generator=torch.Generator().manual_seed(config.seed))
-        self.steps_per_epoch = math.ceil(len(self.dataset) / config.batch_size)
+        self.steps_per_epoch = steps_per_epoch(len(self.dataset), config.batch_size, self.world_size)
         self.total_steps = config.iters or (config.n_epochs + config.n_epochs_decay) * self.steps_per_epoch
         self.model: TranslationModel = build_model(model, config).setup(self.device)
         self.schedulers = {name: torch.optim.lr_scheduler.LambdaLR(opt, self._lr_factor)
@@ -132,11 +149,21 @@ class Trainer:
         self.checkpoint_step: int | None = None
         self._between_steps = True        # False while a step updates the state: no checkpoint of half a step
         self._last_save = time.monotonic()
+        self._unread: list[_StepLosses] = []  # steps whose losses are still on the device
+        self._last_record: dict = {}          # the latest step's record, as callbacks get it
+        self._checkpoint_world_size = 1      # the number of processes that wrote the checkpoint loaded or saved last
+        self.read_every = 1 if self.device.type == "cpu" else LOSS_READ_EVERY
         if resume and self.out is not None and (self.out / CHECKPOINT).exists():
             self.load_checkpoint(self.out / CHECKPOINT)
             self.checkpoint_step = self.step
         else:
             self.model.measure_data(self.dataset)       # a new run: what the model needs of its data
+        if self.rank > 0:
+            seed_everything(distributed.rank_seed(config.seed, self.step), config.deterministic)
+        distributed.check_same((self.step, len(self.dataset)), "the step to start from and the number of images",
+                               "every process must read the same --data and, with --resume, the same --out "
+                               "(on several machines: a shared file system)")
+        distributed.wrap(self.model)
 
     def _dataset(self, root: Path) -> Dataset:
         c = self.config
@@ -210,6 +237,10 @@ class Trainer:
         updated. A NaN or infinite loss raises :class:`TrainingDiverged` and keeps the last good
         checkpoint. Checkpoints are also saved every ``checkpoint_every`` steps and
         ``checkpoint_minutes`` minutes.
+
+        On the CPU the losses are read every step; on a GPU every ``read_every`` steps
+        (:data:`LOSS_READ_EVERY`), at the last, and before a checkpoint or a callback, so that the GPU
+        is not waited for every step: a NaN is then found up to ``read_every`` steps late, never saved.
         """
         end = self.total_steps if steps is None else min(self.total_steps, self.step + steps)
         bar = tqdm(total=end, initial=self.step, desc=f"{self.kind} {self.config.image_size}px",
@@ -220,11 +251,12 @@ class Trainer:
             try:
                 while self.step < end:
                     self._run_epoch(end, bar, stop)
-                if self.out is not None:
+                if self._saves:
                     self.save_checkpoint()
             except BaseException as err:
-                if (self.out is not None and self._between_steps and not stop.forced
-                        and not isinstance(err, CheckpointWriteError) and self.step != (self.checkpoint_step or 0)):
+                if (self._saves and self._between_steps and not stop.forced
+                        and not isinstance(err, (CheckpointWriteError, TrainingDiverged))
+                        and self.step != (self.checkpoint_step or 0)):
                     self.save_checkpoint()
                 raise
             finally:
@@ -241,38 +273,59 @@ class Trainer:
             stop.check()                    # asked to stop while the batch was loading
             self._apply_loss_weights()
             self._between_steps = False
-            losses = self.model.step(batch["A"], batch["B"])
-            self._check_finite(losses)
-            self.step += 1
-            record = {"step": self.step, "epoch": epoch, "lr": self.learning_rate(), **losses,
-                      "seconds": time.perf_counter() - started}
+            step = self.step + 1
+            losses = self.model.train_step(batch["A"], batch["B"])
+            self._unread.append(_StepLosses(step, epoch, self.learning_rate(), losses, time.perf_counter() - started,
+                                            logged=step % self.config.log_every == 0 or step == end))
+            # callbacks run on rank 0 only, and need the step's losses
+            due = [fn for every, fn in self.callbacks if step % every == 0] if self.rank == 0 else []
+            if due or step % self.read_every == 0 or step == end:
+                self._read_losses(bar)      # a NaN or infinite loss stops here, before the step counts
+            self.step = step
             # the schedule advances every step (iters) or after an epoch's last step, before any
             # callback or checkpoint, so a run interrupted here resumes with the right learning rate
             if self.config.iters or self.step % self.steps_per_epoch == 0:
                 self._step_schedulers()
-            if self.step % self.config.log_every == 0 or self.step == end:
-                self.history.append(record)
             self._between_steps = True
             bar.update(1)
-            bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items() if k in ("G_total", "D_A", "D_B", "D")})
-            for every, fn in self.callbacks:
-                if self.step % every == 0:
-                    fn(self, record)
-            if self.out is not None and self._checkpoint_due():
+            for fn in due:
+                fn(self, self._last_record)
+            if self._saves and self._checkpoint_due():
                 self.save_checkpoint()
             stop.check()
             if self.step >= end:
                 break
             started = time.perf_counter()
 
-    def _check_finite(self, losses: dict[str, float]) -> None:
-        """Stop at a NaN or infinite loss (the model's step returns floats, so this costs no sync)."""
+    def _read_losses(self, bar=None) -> None:
+        """Read the losses of the steps not read yet from the device (waiting for it, once), stop at
+        a NaN or infinite one, and record them: the history every ``log_every`` steps, the progress bar."""
+        unread, self._unread = self._unread, []
+        waited = time.perf_counter()
+        values = [self.model.read_losses(entry.losses) for entry in unread]
+        unread[-1].seconds += time.perf_counter() - waited      # the wait belongs to the step that waited
+        for entry, losses in zip(unread, values):
+            self._check_finite(entry.step, losses)
+            self._last_record = {"step": entry.step, "epoch": entry.epoch, "lr": entry.lr, **losses,
+                                 "seconds": entry.seconds}
+            if entry.logged:
+                self.history.append(self._last_record)
+        if bar is not None:
+            bar.set_postfix({k: f"{v:.3f}" for k, v in values[-1].items() if k in ("G_total", "D_A", "D_B", "D")})
+
+    def _check_finite(self, step: int, losses: dict[str, float]) -> None:
+        """Stop at a NaN or infinite loss of step ``step``."""
         for name, value in losses.items():
             if not math.isfinite(value):
                 kept = ("nothing was saved" if self.checkpoint_step is None
                         else f"the last good checkpoint (step {self.checkpoint_step}) is kept")
-                raise TrainingDiverged(f"step {self.step + 1}: loss {name} is {value}; {kept}; "
+                raise TrainingDiverged(f"step {step}: loss {name} is {value}; {kept}; "
                                        "start again with a lower learning rate (lr)")
+
+    @property
+    def _saves(self) -> bool:
+        """Whether this process keeps the run directory: one is given, and it is rank 0 (or alone)."""
+        return self.out is not None and self.rank == 0
 
     def _checkpoint_due(self) -> bool:
         c = self.config
@@ -303,6 +356,7 @@ class Trainer:
             # asked for but not yet applied: they take effect at the next step, after resuming too
             "loss_weight_changes": self.loss_weight_changes + ([{"step": self.step + 1, **self._pending_weights}]
                                                                if self._pending_weights else []),
+            "world_size": self.world_size,
         }
 
     def save_checkpoint(self, path: str | os.PathLike | None = None) -> Path:
@@ -316,12 +370,17 @@ class Trainer:
                 raise ValueError("this Trainer has no run directory; pass a path to save_checkpoint")
             path = self.out / CHECKPOINT
         path = Path(path)
+        if self._unread:
+            self._read_losses()             # the history complete, and no NaN saved
         writers: dict[Path, Callable[[Path], None]] = {path: lambda file: _torch_save(self.state_dict(), file)}
         own = self.out is not None and path == self.out / CHECKPOINT
         if own:
             writers[self.out / HISTORY] = lambda file: _write_csv(self.history, file)
-            if self.checkpoint_step is None:
-                config = {"model": self.kind, **self.config.to_dict(), "data": self.data_fingerprint}
+            # a new run's first checkpoint, or the first after resuming on another number of processes
+            if self.checkpoint_step is None or self._checkpoint_world_size != self.world_size:
+                config = {"model": self.kind, **self.config.to_dict(), "data": self.data_fingerprint,
+                          "world_size": self.world_size,
+                          "effective_batch_size": self.world_size * self.config.batch_size}
                 writers[self.out / CONFIG] = lambda file: file.write_text(json.dumps(config, indent=2))
         created = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()][::-1]
         try:
@@ -336,6 +395,7 @@ class Trainer:
                                        f"free space or choose another --out; {previous}") from None
         if own:
             self.checkpoint_step = self.step
+            self._checkpoint_world_size = self.world_size
         self._last_save = time.monotonic()
         return path
 
@@ -364,11 +424,22 @@ class Trainer:
         random.setstate(state["rng"]["python"])
         if state["rng"]["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        self.step = state["step"]
+        self._checkpoint_world_size = state.get("world_size", 1)      # older checkpoints: one process
+        self.step = self._resumed_step(state["step"], self._checkpoint_world_size)
         self.history = list(state["history"])
         self.loss_weight_changes = list(state.get("loss_weight_changes", []))   # older checkpoints: none
         in_effect = {k: v for change in self.loss_weight_changes for k, v in change.items() if k != "step"}
         self.model.config = self.config.replace(**in_effect)
+
+    def _resumed_step(self, step: int, saved_world_size: int) -> int:
+        """The step to continue from, for a checkpoint of a run of ``saved_world_size`` processes. With
+        another number of processes an epoch has another number of steps: an epoch schedule goes on
+        in the same epoch, at the same fraction of it; ``iters`` counts steps, so the step is kept."""
+        if saved_world_size == self.world_size or self.config.iters:
+            return step
+        saved_per_epoch = steps_per_epoch(len(self.dataset), self.config.batch_size, saved_world_size)
+        epoch, done = divmod(step, saved_per_epoch)
+        return epoch * self.steps_per_epoch + done * self.steps_per_epoch // saved_per_epoch
 
     def _check_same_data(self, path, saved: dict | None) -> None:
         """Refuse to resume on other images than the run started with; a moved copy is fine."""
@@ -400,6 +471,17 @@ class Trainer:
         else:
             path.write_text(json.dumps(self.history, indent=1))
         return path
+
+
+@dataclasses.dataclass
+class _StepLosses:
+    """A step's losses as :meth:`TranslationModel.train_step` left them on the device, until read."""
+    step: int
+    epoch: int
+    lr: float
+    losses: dict[str, torch.Tensor]
+    seconds: float
+    logged: bool          # whether the history keeps the step (every log_every steps, and the last)
 
 
 def _write_csv(history: list[dict], path: Path) -> None:

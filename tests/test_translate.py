@@ -11,7 +11,7 @@ from PIL import Image
 
 from cyclegan_edu.config import get_preset
 from cyclegan_edu.data import load_image, to_image, to_tensor
-from cyclegan_edu.inference import output_names
+from cyclegan_edu.inference import batches_by_size, output_names, translate_tiled
 from cyclegan_edu.networks import ResnetGenerator, UnetGenerator
 from cyclegan_edu.train import Trainer, load_model
 from test_cli import assert_one_line_error, run_cli
@@ -217,3 +217,69 @@ def test_grey_to_colour_without_the_identity_loss(tiny_folder, tmp_path, capsys)
         assert code == 0
         with Image.open(next((tmp_path / direction).iterdir())) as img:
             assert img.mode == mode
+
+
+# --- batches, full resolution and tiles ---------------------------------------------------------
+
+def test_images_are_batched_with_the_images_of_their_size():
+    sizes = [(32, 32), (40, 32), (32, 32), (32, 32), (40, 32)]
+    assert batches_by_size(sizes, 2) == [[0, 2], [3], [1, 4]]
+    assert batches_by_size(sizes, 16) == [[0, 2, 3], [1, 4]]
+
+
+def test_batches_of_mixed_sizes_translate_as_one_image_at_a_time(run, tmp_path, capsys):
+    source = tmp_path / "in"
+    source.mkdir()
+    for seed, size in enumerate([(32, 32), (44, 36), (32, 32), (45, 38), (44, 36)]):
+        noise(source / f"{seed}.png", size=size, seed=seed)
+    for batch in ("16", "1"):
+        code, out, _ = run_cli(capsys, "translate", "--run", run, "--input", source, "--output", tmp_path / batch,
+                               "--keep-size", "--batch-size", batch, "--no-progress")
+        assert code == 0 and "wrote 5 image(s)" in out
+    for name in sorted(p.name for p in source.iterdir()):
+        with Image.open(tmp_path / "16" / name) as batched, Image.open(tmp_path / "1" / name) as alone, \
+                Image.open(source / name) as original:
+            assert batched.size == alone.size == original.size       # full resolution, cropped back from the padding
+            assert np.abs(np.asarray(batched, dtype=int) - np.asarray(alone, dtype=int)).max() <= 1
+
+
+def test_keep_size_translates_the_whole_image_and_tile_splits_a_larger_one(run, tmp_path, capsys):
+    noise(tmp_path / "wide.png", size=(45, 38))
+    model = load_model(run, device="cpu")
+    image = to_tensor(load_image(tmp_path / "wide.png"))[None]
+    padded = torch.nn.functional.pad(image, (0, 3, 0, 2), mode="reflect")          # to 48×40
+    whole = to_image(model.translate(padded)[0, :, :38, :45])
+    tiled = to_image(translate_tiled(model.translate, padded, 16)[0, :, :38, :45])
+    for tile, expected in (("48", whole), ("16", tiled)):
+        code, _, _ = run_cli(capsys, "translate", "--run", run, "--input", tmp_path / "wide.png",
+                             "--output", tmp_path / tile, "--keep-size", "--tile", tile)
+        assert code == 0
+        with Image.open(tmp_path / tile / "wide.png") as img:
+            assert img.size == (45, 38) and (np.asarray(img) == np.asarray(expected)).all()
+    assert (np.asarray(whole) != np.asarray(tiled)).any()       # each tile normalised by itself
+
+
+def test_tiles_blend_back_into_the_whole_for_a_pixelwise_generator():
+    """Every pixel covered, the overlap weights normalised: a generator that treats each pixel by
+    itself gives the same result in tiles, whatever the tiles and the batch of tiles."""
+    x = torch.rand(2, 3, 40, 56, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    calls = []
+
+    def pixelwise(t):
+        calls.append(t.shape)
+        return torch.tanh(3 * t) * 0.5
+
+    for tile, batch_size in ((16, 16), (20, 1), (24, 5)):
+        assert torch.allclose(translate_tiled(pixelwise, x, tile, batch_size), pixelwise(x), atol=1e-6)
+    expected = pixelwise(x)
+    calls.clear()
+    assert torch.equal(translate_tiled(pixelwise, x, 56), expected) and calls == [x.shape]   # it fits: whole
+
+
+def test_size_and_keep_size_exclude_each_other_and_tiles_have_a_least_size(run, tiny_folder, tmp_path, capsys):
+    argv = ["translate", "--run", run, "--input", tiny_folder / "testA", "--output", tmp_path / "out"]
+    code, _, err = run_cli(capsys, *argv, "--size", "32", "--keep-size")
+    assert code == 2 and "not allowed with argument --size" in err
+    code, _, err = run_cli(capsys, *argv, "--tile", "4")
+    assert_one_line_error(code, err, "tile 4", "at least 8 px", "--tile")
+    assert not (tmp_path / "out").exists()

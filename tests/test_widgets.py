@@ -313,7 +313,7 @@ def test_dashboard_reports_a_failure_and_a_finished_schedule(tiny_folder, test_A
         raise RuntimeError("out of memory")
 
     failing = Trainer(tiny(), tiny_folder, progress=False)
-    monkeypatch.setattr(failing.model, "step", out_of_memory)
+    monkeypatch.setattr(failing.model, "train_step", out_of_memory)
     broken = widgets.live_dashboard(failing, test_A)
     broken.start_button.click()
     broken.join(60)
