@@ -17,6 +17,9 @@ of each domain. What it measures, per direction (``G``: A → B, ``F``: B → A)
 * **diversity** of the outputs (block means, :func:`~cyclegan_edu.metrics.output_diversity`, chapter 0),
   to be read against the diversity of the real images of the target domain;
 * ``cycle L1``, the reconstruction error of Eq. 2, per direction;
+* on ``labels`` also ``cycle L1, noisy``: the cycle's error when the translation is perturbed by
+  Gaussian noise of standard deviation :data:`PROBE_NOISE` before the way back, the probe of
+  :mod:`~cyclegan_edu.steganography` for a hidden signal (Chu et al. 2017; chapter 3);
 * on ``seasons`` also ``change``, how far each output moves its input (block means,
   :func:`~cyclegan_edu.metrics.input_change`: a conservative translator changes less than the truth does),
   and ``identity L1``, the identity term of §5.2 on test images: how much G changes a real image of its
@@ -31,13 +34,16 @@ from pathlib import Path
 
 import torch
 
-from . import judges, metrics
+from . import judges, metrics, steganography
 from .data import load_folder
 
 # Bump when a score's definition changes: committed results scored by another version are then stale.
 # A change that concerns one task bumps that task's entry only, so that the other tasks' runs stay current.
 VERSION = 1
-TASK_VERSIONS = {"seasons": 2}          # 2: change and identity L1 added (chapter 4)
+TASK_VERSIONS = {"seasons": 2,          # 2: change and identity L1 added (chapter 4)
+                 "labels": 2}           # 2: cycle L1, noisy added (chapter 3)
+PROBE_TASKS = ("labels",)               # tasks whose CycleGAN runs are probed for a hidden signal (chapter 3)
+PROBE_NOISE = 0.03                      # its noise: about 4 grey levels of an 8-bit image, hardly visible
 N_SAMPLES = 6            # test images per direction in a run's sample sheet
 IDENTITY_TASKS = ("seasons",)   # tasks whose scores include the identity path (chapter 4)
 FASHION_TARGETS = {"sneaker2boot": ("Sneaker", "Ankle boot"), "pullover2coat": ("Pullover", "Coat"),
@@ -93,6 +99,9 @@ def evaluate(model, folder: str | os.PathLike, task: str, size: int, model_kind:
         for way, name in (("AtoB", "G"), ("BtoA", "F")):
             back = "BtoA" if way == "AtoB" else "AtoB"
             scores[f"{name} cycle L1"] = metrics.l1(images[way[0]], _translate(model, fakes[way], back))
+            if task in PROBE_TASKS:
+                noisy = steganography.add_noise(fakes[way], PROBE_NOISE)
+                scores[f"{name} cycle L1, noisy"] = metrics.l1(images[way[0]], _translate(model, noisy, back))
     return scores
 
 

@@ -50,7 +50,8 @@ def test_seasons_scores_the_change_and_the_identity_path(seasons, monkeypatch):
 
 def test_a_task_score_change_makes_only_that_tasks_runs_stale():
     assert evaluation.version("seasons") == evaluation.TASK_VERSIONS["seasons"] != evaluation.VERSION
-    assert evaluation.version("shapes") == evaluation.version("labels") == evaluation.VERSION
+    assert evaluation.version("labels") == evaluation.TASK_VERSIONS["labels"] != evaluation.VERSION
+    assert evaluation.version("shapes") == evaluation.version("sneaker2boot") == evaluation.VERSION
     seasons = experiments.get("ch4-identity")
     record = {"experiment": seasons.name, "variant": seasons.variants[0].key, "seed": 0, "preset": "cpu",
               "model": "cyclegan", "evaluation_version": evaluation.VERSION,
@@ -58,3 +59,23 @@ def test_a_task_score_change_makes_only_that_tasks_runs_stale():
     assert "evaluation version 1, now 2" in experiments.stale_reason(record)
     record["evaluation_version"] = evaluation.version("seasons")
     assert experiments.stale_reason(record) is None
+
+
+class FixedSegmenter:
+    def score(self, images, labels):
+        return {"pixel_acc": 0.5, "class_acc": 0.5, "class_iou": 0.5}
+
+
+def test_labels_runs_are_probed_for_a_hidden_signal(monkeypatch, tmp_path):
+    from cyclegan_edu import steganography
+    folder = domains.generate("labels", tmp_path / "labels", size=32, n_train=1, n_test=6, seed=1)
+    monkeypatch.setattr(judges, "domain_judge", lambda *a, **k: MeanColourJudge())
+    monkeypatch.setattr(judges, "labels_segmenter", lambda *a, **k: FixedSegmenter())
+    scores = evaluation.evaluate(Identity(), folder, "labels", 32)
+    x, y = load_folder(folder / "testA", 32), load_folder(folder / "testB", 32)
+    # an honest pair (here: copying both ways) passes the noise straight through: the error is the noise's
+    assert scores["G cycle L1"] == 0 and scores["F cycle L1"] == 0
+    assert scores["G cycle L1, noisy"] == pytest.approx(metrics.l1(steganography.add_noise(x, evaluation.PROBE_NOISE), x))
+    assert scores["F cycle L1, noisy"] == pytest.approx(metrics.l1(steganography.add_noise(y, evaluation.PROBE_NOISE), y))
+    assert 0.01 < scores["G cycle L1, noisy"] < evaluation.PROBE_NOISE
+    assert "G cycle L1, noisy" not in evaluation.evaluate(Identity(), folder, "labels", 32, model_kind="pix2pix")
