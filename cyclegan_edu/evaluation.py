@@ -8,7 +8,7 @@ of each domain. What it measures, per direction (``G``: A → B, ``F``: B → A)
 * **the task's own score**: on ``labels``, the paper's FCN triple (§5.1.1, Tables 1–5: per-pixel
   accuracy, per-class accuracy, class IoU) of the labels segmenter on G(x), and the same triple of the
   nearest palette colours of F(y) (chapter 3); on ``shapes``, the IoU of the animals' bodies (chapter 0);
-  on ``seasons``, the hue drift in degrees (chapter 4); on the Fashion-MNIST pairs, the share that the
+  on ``seasons`` and ``tint``, the hue drift in degrees (chapter 4); on the Fashion-MNIST pairs, the share that the
   fashion judge calls the target class (chapter 0);
 * **realism**: the KID between judge features of the outputs and of the real test images of the target
   domain, with its standard error (:func:`~cyclegan_edu.metrics.kernel_inception_distance`,
@@ -20,7 +20,7 @@ of each domain. What it measures, per direction (``G``: A → B, ``F``: B → A)
 * on ``labels`` also ``cycle L1, noisy``: the cycle's error when the translation is perturbed by
   Gaussian noise of standard deviation :data:`PROBE_NOISE` before the way back, the probe of
   :mod:`~cyclegan_edu.steganography` for a hidden signal (Chu et al. 2017; chapter 3);
-* on ``seasons`` also ``change``, how far each output moves its input (block means,
+* on ``seasons`` and ``tint`` also ``change``, how far each output moves its input (block means,
   :func:`~cyclegan_edu.metrics.input_change`: a conservative translator changes less than the truth does),
   and ``identity L1``, the identity term of §5.2 on test images: how much G changes a real image of its
   own output domain (chapter 4).
@@ -41,11 +41,12 @@ from .data import load_folder
 # A change that concerns one task bumps that task's entry only, so that the other tasks' runs stay current.
 VERSION = 1
 TASK_VERSIONS = {"seasons": 2,          # 2: change and identity L1 added (chapter 4)
+                 "tint": 2,             # 2: scored like seasons (chapter 4)
                  "labels": 2}           # 2: cycle L1, noisy added (chapter 3)
+COLOUR_TASKS = ("seasons", "tint")      # hue drift, change and the identity path are scored (chapter 4)
 PROBE_TASKS = ("labels",)               # tasks whose CycleGAN runs are probed for a hidden signal (chapter 3)
 PROBE_NOISE = 0.03                      # its noise: about 4 grey levels of an 8-bit image, hardly visible
 N_SAMPLES = 6            # test images per direction in a run's sample sheet
-IDENTITY_TASKS = ("seasons",)   # tasks whose scores include the identity path (chapter 4)
 FASHION_TARGETS = {"sneaker2boot": ("Sneaker", "Ankle boot"), "pullover2coat": ("Pullover", "Coat"),
                    "tshirt2shirt": ("T-shirt/top", "Shirt")}
 
@@ -93,7 +94,7 @@ def evaluate(model, folder: str | os.PathLike, task: str, size: int, model_kind:
         scores[f"{name} KID"], scores[f"{name} KID se"] = kid, se
         scores[f"{name} diversity"] = metrics.output_diversity(fake)
         scores.update({f"{name} {k}": v for k, v in _task_scores(task, folder, size, way, fake, images).items()})
-        if task in IDENTITY_TASKS:   # the identity path: this generator fed a real image of its output domain
+        if task in COLOUR_TASKS:   # the identity path: this generator fed a real image of its output domain
             scores[f"{name} identity L1"] = metrics.l1(_translate(model, images[target], way), images[target])
     if model_kind == "cyclegan":
         for way, name in (("AtoB", "G"), ("BtoA", "F")):
@@ -135,7 +136,7 @@ def _task_scores(task: str, folder: Path, size: int, way: str, fake: torch.Tenso
     if task == "shapes":
         from .domains.procedural import object_mask
         return {"mask IoU": metrics.mask_iou(object_mask(fake, target), object_mask(images[f"{source}_gt"], target))}
-    if task == "seasons":
+    if task in COLOUR_TASKS:
         return {"hue drift": metrics.color_drift(fake, images[f"{source}_gt"]),
                 "change": metrics.input_change(fake, images[source])}
     if task in FASHION_TARGETS:

@@ -142,6 +142,12 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                tuple(Variant(f"idt{_lambda_key(v)}", f"λ_id = {v:g}", {"lambda_identity": float(v)})
                      for v in (0.5, 0, 5, 100)),
                steps=2500),
+    # Chapter 4: the same question where the theory says colour is free: tint's hues are spread evenly, so
+    # any hue rotation of G's outputs is as good for every term of Eq. 3 (chapter 4 shows it exactly).
+    Experiment("ch4-tint", 4, "tint", "Identity loss on flat ↔ shaded pieces of evenly spread hues",
+               tuple(Variant(f"idt{_lambda_key(v)}", f"λ_id = {v:g}", {"lambda_identity": float(v)})
+                     for v in (0.5, 0)),
+               steps=2500),
 ]}
 
 

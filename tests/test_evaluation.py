@@ -29,23 +29,26 @@ class MeanColourJudge:
         return x.mean((2, 3)).double()
 
 
-@pytest.fixture(scope="module")
-def seasons(tmp_path_factory):
-    return domains.generate("seasons", tmp_path_factory.mktemp("seasons") / "s", size=32, n_train=1, n_test=6, seed=1)
+@pytest.fixture(scope="module", params=evaluation.COLOUR_TASKS)
+def colour_task(request, tmp_path_factory):
+    """A colour task (seasons, tint) generated tiny: each is scored by drift, change and identity path."""
+    return request.param, domains.generate(request.param, tmp_path_factory.mktemp(request.param) / "s", size=32,
+                                           n_train=1, n_test=6, seed=1)
 
 
-def test_seasons_scores_the_change_and_the_identity_path(seasons, monkeypatch):
+def test_colour_tasks_score_the_change_and_the_identity_path(colour_task, monkeypatch):
+    task, folder = colour_task
     monkeypatch.setattr(judges, "domain_judge", lambda *a, **k: MeanColourJudge())
-    x, y = load_folder(seasons / "testA", 32), load_folder(seasons / "testB", 32)
-    copy = evaluation.evaluate(Identity(), seasons, "seasons", 32)
+    x, y = load_folder(folder / "testA", 32), load_folder(folder / "testB", 32)
+    copy = evaluation.evaluate(Identity(), folder, task, 32)
     assert copy["G change"] == 0 and copy["F change"] == 0              # a copier changes nothing
     assert copy["G identity L1"] == 0 and copy["F identity L1"] == 0    # and leaves its own domain alone
-    truth = evaluation.evaluate(Oracle(seasons, 32), seasons, "seasons", 32)
-    needed = metrics.input_change(load_folder(seasons / "testA_gt", 32), x)
+    truth = evaluation.evaluate(Oracle(folder, 32), folder, task, 32)
+    needed = metrics.input_change(load_folder(folder / "testA_gt", 32), x)
     assert truth["G change"] == pytest.approx(needed) and needed > 0.05
     assert truth["G hue drift"] == pytest.approx(0, abs=1e-6) and truth["G L1 to truth"] == 0
     # the oracle fed its own output domain maps each image to its nearest test truth: not the identity
-    assert truth["G identity L1"] == pytest.approx(metrics.l1(Oracle(seasons, 32).translate(y, "AtoB"), y))
+    assert truth["G identity L1"] == pytest.approx(metrics.l1(Oracle(folder, 32).translate(y, "AtoB"), y))
 
 
 def test_a_task_score_change_makes_only_that_tasks_runs_stale():
