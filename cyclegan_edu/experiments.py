@@ -46,6 +46,7 @@ COMMITTED_PRESET = "cpu"
 CI_STEPS = 6                  # training steps of every run in the ci preset: the code path, not the result
 CI_SEEDS = 2                  # seeds per variant in the ci preset (a spread needs two)
 HISTORY_POINTS = 100          # loss-history records kept per run (4 significant digits)
+FILM_IMAGES = 4               # test images drawn in every frame of a run's training film
 CURVE_POINTS = 10             # times during a run that the error against the truth is measured
 THREADS = 1                   # CPU threads of an experiment run: deterministic whatever the machine's core
                               # count; run several at once (one --seed each) to use more cores
@@ -75,6 +76,7 @@ class Experiment:
     base: dict = field(default_factory=dict)
     seeds: tuple[int, ...] = (0, 1, 2)
     n_train: int | None = None          # training images per domain (None: the task's own number)
+    film_frames: int = 0                # frames of a training film kept for the first seed of each variant
 
     def variant(self, key: str | None) -> Variant:
         """The variant called ``key`` (default: the first)."""
@@ -113,16 +115,18 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                 Variant("half-shuffled", "pix2pix, half shuffled", model="pix2pix", shuffle_pairs=0.5),
                 Variant("all-shuffled", "pix2pix, all shuffled", model="pix2pix", shuffle_pairs=1.0)),
                steps=2500),
-    # Chapter 0: the paper's model and defaults (identity loss 0.5) on the horse ↔ zebra analogue, with truth.
+    # Chapter 0: the paper's model and defaults (identity loss 0.5) on the horse ↔ zebra analogue, with truth;
+    # its film is chapter 7's healthy run.
     Experiment("ch0-shapes", 0, "shapes", "CycleGAN on plain ↔ striped animals, against the truth",
-               (Variant("cyclegan", "CycleGAN"),), steps=2500),
+               (Variant("cyclegan", "CycleGAN"),), steps=2500, film_frames=10),
     # Chapter 0: real images, sneakers ↔ ankle boots (Fashion-MNIST), judged by a fashion classifier.
     Experiment("ch0-fashion", 0, "sneaker2boot", "CycleGAN on real sneakers ↔ ankle boots",
                (Variant("cyclegan", "CycleGAN"),), steps=2500, n_train=1000),
     # Chapter 2: the adversarial loss alone (λ = 0: no cycle, so no identity term either) on the task of
     # chapter 0, whose CycleGAN (ch0-shapes) is the comparison; chapter 6 returns to it for mode collapse.
     Experiment("ch2-gan-alone", 2, "shapes", "The adversarial loss alone on plain ↔ striped animals",
-               (Variant("gan-alone", "GAN alone (λ = 0)", {"lambda_cycle": 0.0}),), steps=2500),
+               (Variant("gan-alone", "GAN alone (λ = 0)", {"lambda_cycle": 0.0}),), steps=2500,
+               film_frames=10),
     # Chapter 3: the cycle weight λ of Eq. 3 on labels ↔ photos (the identity loss off, as in Eq. 3).
     Experiment("ch3-lambda", 3, "labels", "Cycle weight λ on labels ↔ photos",
                tuple(Variant(f"lambda{_lambda_key(lam)}", f"λ = {lam:g}", {"lambda_cycle": float(lam)})
@@ -248,6 +252,8 @@ def _train_and_record(experiment: Experiment, preset: str, variant: Variant, see
         trainer = Trainer(config, folder, out=work, model=variant.model, resume=True, progress=progress)
         scored_on = test_folder(experiment, config)
         curve = _track_curve(trainer, scored_on, variant, work / "curve.json")
+        film = (_record_film(trainer, scored_on, config, experiment.film_frames, work / "film.json")
+                if experiment.film_frames and seed == experiment.seeds[0] else None)
         trainer.fit()
         # the step times of every sitting (the history survives a resume; log_every is 1 in every preset)
         train_seconds = sum(record["seconds"] for record in trainer.history)
@@ -273,6 +279,8 @@ def _train_and_record(experiment: Experiment, preset: str, variant: Variant, see
     path.mkdir(parents=True, exist_ok=True)
     if rows:
         _save_sheet(rows, path / "samples.png")
+    if film is not None:
+        (path / "film.json").write_text(json.dumps(film.to_dict(), ensure_ascii=False) + "\n")
     tmp = path / "run.json.tmp"
     tmp.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
     os.replace(tmp, path / "run.json")
@@ -318,7 +326,8 @@ def _track_curve(trainer, folder: Path, variant: Variant, path: Path) -> list[di
     Returns the list the callback fills."""
     from . import evaluation
     c = trainer.config
-    curve = json.loads(path.read_text()) if path.exists() else []
+    # points past the checkpoint (a run killed between the two) are measured again
+    curve = [p for p in json.loads(path.read_text()) if p["step"] <= trainer.step] if path.exists() else []
 
     def measure(trainer, record=None) -> None:
         curve.append({"step": trainer.step, **evaluation.quick_scores(trainer.model, folder, c.image_size,
@@ -328,6 +337,27 @@ def _track_curve(trainer, folder: Path, variant: Variant, path: Path) -> list[di
         measure(trainer)
     trainer.add_callback(measure, every=max(1, trainer.total_steps // CURVE_POINTS))
     return curve
+
+
+def _record_film(trainer, folder: Path, config: Config, frames: int, path: Path):
+    """Record a training film (:class:`~cyclegan_edu.film.FilmRecorder`: the loss curves so far and the
+    sample grid) of ``FILM_IMAGES`` test images, ``frames`` times during training; the frames are kept in
+    ``path`` after each one, so that a resumed run's film has them all. Returns the recorder. Chapter 7."""
+    from .data import load_folder
+    from .film import FilmRecorder
+    side = "testA" if config.direction == "AtoB" else "testB"
+    recorder = FilmRecorder(load_folder(folder / side, config.image_size, limit=FILM_IMAGES),
+                            every=max(1, trainer.total_steps // frames))
+    if path.exists():          # frames past the checkpoint (a run killed between the two) are recorded again
+        recorder.frames = [f for f in json.loads(path.read_text())["frames"] if f["step"] <= trainer.step]
+
+    def record(trainer, entry: dict) -> None:
+        recorder(trainer, entry)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(recorder.to_dict()))
+        os.replace(tmp, path)
+    trainer.add_callback(record, every=recorder.every)
+    return recorder
 
 
 def _subsample(history: list[dict]) -> list[dict]:
@@ -525,6 +555,17 @@ class Results:
         size = sheet.shape[1] // len(names)
         return {name: sheet[:, r * size:(r + 1) * size].unflatten(-1, (-1, size)).permute(2, 0, 1, 3)
                 for r, name in enumerate(names)}
+
+    def film(self, variant: str) -> dict:
+        """The training film of the first seed of ``variant`` (experiments that declare ``film_frames``),
+        as :func:`cyclegan_edu.widgets.training_film` plays it. Chapter 7."""
+        seed = self.experiment.seeds_for(self.preset)[0]
+        path = run_path(self.root, self.experiment, self.experiment.variant(variant), seed) / "film.json"
+        if (variant, seed) not in self.records or not path.exists():
+            raise ValueError(f"{self.experiment.name} {variant} seed {seed} has no stored film "
+                             + ("(its experiment records none)" if not self.experiment.film_frames else
+                                f"yet: cyclegan-edu results run {self.experiment.name} --variant {variant} --seed {seed} --force"))
+        return json.loads(path.read_text())
 
     def history(self, variant: str, seed: int | None = None) -> list[dict]:
         seed = self.experiment.seeds_for(self.preset)[0] if seed is None else seed

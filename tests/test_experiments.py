@@ -238,6 +238,8 @@ def test_committed_results_are_current():
         assert record["data"] == fingerprints[key], f"{path}: the task's data changed since; re-run: {rerun}"
         first = record["seed"] == experiment.seeds[0]
         assert (path.parent / "samples.png").exists() == first, f"{path.parent}: sample sheet of the first seed only"
+        filmed = first and experiment.film_frames > 0
+        assert (path.parent / "film.json").exists() == filmed, f"{path.parent}: a film {'is' if filmed else 'is not'} declared; re-run: {rerun}"
     size = sum(p.stat().st_size for p in experiments.RESULTS_DIR.rglob("*") if p.is_file())
     assert size < 12e6, f"committed results take {size / 1e6:.1f} MB; keep them small (JSON + small PNGs)"
 
@@ -291,3 +293,51 @@ def test_seed_curves_draw_the_mean_over_seeds_of_each_variant(tiny, tiny_results
     assert lines["λ = 1"].get_ydata() == pytest.approx([(u + v) / 2 for u, v in zip(*per_seed)])
     assert ax.get_ylabel() == "L1 to truth (lower is better)" and "mean ± sd over seeds" in ax.get_title()
     plt.close(ax.figure)
+
+
+FILMED = Experiment("test-film", 0, "shapes", "a filmed grid", (Variant("a", "λ = 10", {"lambda_cycle": 10.0}),),
+                    steps=5, base={"lambda_identity": 0.0, "precision": "fp32"}, film_frames=3)
+
+
+def test_a_declared_film_is_recorded_for_the_first_seed_and_changes_no_number(tiny, tiny_results, tmp_path, monkeypatch):
+    """film_frames: frames every total_steps // film_frames steps of the first seed, stored beside run.json,
+    played by training_film; recording it (extra generator passes in eval mode) leaves the run unchanged."""
+    from cyclegan_edu import widgets
+    monkeypatch.setitem(EXPERIMENTS, FILMED.name, FILMED)
+    written = experiments.run(FILMED.name, "ci", out=tmp_path / "results", progress=False)
+    assert [p.name for p in written] == ["seed0", "seed1"]
+    assert not (written[1] / "film.json").exists()
+    results = experiments.load(FILMED.name, "ci", tmp_path / "results")
+    film = results.film("a")
+    every = experiments.CI_STEPS // 3
+    assert film["every"] == every and [f["step"] for f in film["frames"]] == [2, 4, 6]
+    assert all(f["png"] and 0 < f["diversity"] for f in film["frames"])
+    assert "step 6" in widgets.training_film(film).data
+    # the same run without a film: the same numbers (tiny_results' variant a is the same config)
+    plain = json.loads((tiny_results[0] / TINY.name / "a" / "seed0" / "run.json").read_text())
+    assert results.records[("a", 0)]["metrics"] == plain["metrics"]
+    with pytest.raises(ValueError, match="test-tiny a seed 0 has no stored film .its experiment records none"):
+        experiments.load(TINY.name, "ci", tiny_results[0]).film("a")
+
+
+def test_a_resumed_run_keeps_its_film_frames_once(tmp_path, monkeypatch):
+    """Stopped after its first frame, the run continues the film; frames recorded after the checkpoint
+    (a process killed between the two) are dropped and recorded again, never doubled."""
+    monkeypatch.setitem(EXPERIMENTS, FILMED.name, FILMED)
+    monkeypatch.setenv("CYCLEGAN_EDU_RUNS", str(tmp_path / "runs"))
+    from cyclegan_edu.train import Trainer
+    v = FILMED.variants[0]
+    config = FILMED.config("ci", v, 0)
+    folder = experiments.task_folder(FILMED, v, config)
+    work = experiments.runs_dir() / "ci" / FILMED.name / v.key / "seed0"
+    work.mkdir(parents=True)
+    partial = Trainer(config, folder, out=work, progress=False)
+    film = experiments._record_film(partial, experiments.test_folder(FILMED, config), config, 3, work / "film.json")
+    partial.fit(steps=3)                                   # frame at step 2, checkpoint at step 3
+    saved = json.loads((work / "film.json").read_text())
+    saved["frames"].append(dict(saved["frames"][0], step=4))   # a frame past the checkpoint
+    (work / "film.json").write_text(json.dumps(saved))
+    path = experiments.run(FILMED.name, "ci", variant="a", seed=0, out=tmp_path / "results", progress=False)[0]
+    frames = json.loads((path / "film.json").read_text())["frames"]
+    assert [f["step"] for f in frames] == [2, 4, 6] and frames[0]["png"] == film.frames[0]["png"]
+    assert frames[1]["png"] != saved["frames"][1]["png"]
