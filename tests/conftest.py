@@ -25,6 +25,22 @@ DATA = Path(__file__).parent / "data"
 SIZE = 32
 
 
+@pytest.fixture(autouse=True)
+def stop_signals_at_their_defaults():
+    """Every test starts with SIGINT, SIGTERM and SIGHUP at Python's defaults, whatever the suite was started
+    from: a background job of a non-interactive shell (`bash .ci/run &`) ignores SIGINT, `nohup` ignores
+    SIGHUP, and the trainer rightly leaves an ignored signal ignored, so the tests that send these signals
+    would see nothing happen. Restored after the test."""
+    import signal
+    from cyclegan_edu.train import STOP_SIGNALS
+    defaults = {signum: signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+                for signum in STOP_SIGNALS}
+    previous = {signum: signal.signal(signum, handler) for signum, handler in defaults.items()}
+    yield
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
 def square_image(rng: np.random.Generator, background: int, square: int, size: int = SIZE) -> Image.Image:
     """A noisy flat background with one axis-aligned square of another grey level, randomly placed."""
     arr = np.full((size, size, 3), background, dtype=np.int16)
