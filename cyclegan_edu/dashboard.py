@@ -183,6 +183,19 @@ class LiveDashboard:
         if self.thread is not None:
             self.thread.join(timeout)
 
+    def wait_for_step(self, step: int, timeout: float | None = None) -> bool:
+        """Wait until the trainer has done ``step`` steps (True), or its thread has ended or ``timeout``
+        seconds have passed first (False): for scripts and notebooks that drive the dashboard from code."""
+        import time
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.trainer.step < step:
+            if self.thread is None or not self.thread.is_alive() or self._pause.is_set():
+                return self.trainer.step >= step
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
     # --- the training thread ---------------------------------------------------------------------
     def _train(self) -> None:
         trainer = self.trainer

@@ -273,6 +273,22 @@ def test_dashboard_start_pause_sliders_save_resume_and_stop(tiny_folder, test_A,
     plt.close("all")
 
 
+def test_dashboard_wait_for_step_returns_at_the_step_or_when_it_cannot_come(tiny_folder, test_A):
+    trainer = Trainer(tiny(iters=12), tiny_folder, progress=False)
+    dashboard = widgets.live_dashboard(trainer, test_A, every=50)
+    assert dashboard.wait_for_step(3, timeout=1) is False             # not started: it cannot come
+    dashboard.start_button.click()
+    assert dashboard.wait_for_step(3, timeout=60) is True and trainer.step >= 3
+    dashboard.pause_button.click()
+    wait_until(lambda: dashboard.state == "paused", "the pause")
+    assert dashboard.wait_for_step(trainer.total_steps, timeout=60) is False      # paused: returns at once
+    dashboard.start_button.click()
+    assert dashboard.wait_for_step(trainer.total_steps, timeout=60) is True
+    dashboard.join(60)
+    assert dashboard.wait_for_step(trainer.total_steps + 1) is False and dashboard.state == "finished"
+    plt.close("all")
+
+
 def test_dashboard_saves_where_asked_when_idle_and_not_without_a_destination(tiny_folder, test_A, tmp_path):
     trainer = Trainer(tiny(), tiny_folder, progress=False)
     assert widgets.live_dashboard(trainer, test_A).save_button.disabled          # no run directory, no path
