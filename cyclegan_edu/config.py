@@ -100,6 +100,8 @@ class Config:
 
     # optimisation (paper §4)
     lr: float = _setting(2e-4, "Adam's initial learning rate")
+    lr_D: float | None = _setting(None, "the discriminators' initial learning rate, if not lr (the paper uses one "
+                                        "rate; a larger one reproduces a D that overpowers G, chapter 6)")
     beta1: float = _setting(0.5, "Adam's β1")
     beta2: float = _setting(0.999, "Adam's β2")
     batch_size: int = _setting(1, "images of each domain per step")
@@ -181,6 +183,7 @@ class Config:
         for name in ("lambda_gan", "lambda_cycle", "lambda_identity", "lambda_l1", "perceptual_pixel_weight",
                      "lambda_distance", "lr"):
             need(getattr(self, name) >= 0, f"{name}={getattr(self, name)}: must not be negative")
+        need(self.lr_D is None or self.lr_D > 0, f"lr_D={self.lr_D}: must be positive (or unset: the same as lr)")
         need(self.pool_size >= 0, f"pool_size={self.pool_size}: must be 0 (no pool) or more")
         need(self.iters is None or self.iters >= 1, f"iters={self.iters}: must be at least 1")
         need(0 <= self.iters_decay and (self.iters is None or self.iters_decay <= self.iters),

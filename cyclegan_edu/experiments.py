@@ -47,6 +47,7 @@ CI_STEPS = 6                  # training steps of every run in the ci preset: th
 CI_SEEDS = 2                  # seeds per variant in the ci preset (a spread needs two)
 HISTORY_POINTS = 100          # loss-history records kept per run (4 significant digits)
 FILM_IMAGES = 4               # test images drawn in every frame of a run's training film
+DYNAMICS_IMAGES = 16          # fixed test images of each domain that a run's dynamics are measured on
 CURVE_POINTS = 10             # times during a run that the error against the truth is measured
 THREADS = 1                   # CPU threads of an experiment run: deterministic whatever the machine's core
                               # count; run several at once (one --seed each) to use more cores
@@ -77,6 +78,7 @@ class Experiment:
     seeds: tuple[int, ...] = (0, 1, 2)
     n_train: int | None = None          # training images per domain (None: the task's own number)
     film_frames: int = 0                # frames of a training film kept for the first seed of each variant
+    dynamics_every: int = 0             # steps between two measurements of D's scores and the diversity (0: none)
 
     def variant(self, key: str | None) -> Variant:
         """The variant called ``key`` (default: the first)."""
@@ -116,9 +118,9 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                 Variant("all-shuffled", "pix2pix, all shuffled", model="pix2pix", shuffle_pairs=1.0)),
                steps=2500),
     # Chapter 0: the paper's model and defaults (identity loss 0.5) on the horse ↔ zebra analogue, with truth;
-    # its film is chapter 7's healthy run.
+    # its film is chapter 7's healthy run, its dynamics chapter 6's reference.
     Experiment("ch0-shapes", 0, "shapes", "CycleGAN on plain ↔ striped animals, against the truth",
-               (Variant("cyclegan", "CycleGAN"),), steps=2500, film_frames=10),
+               (Variant("cyclegan", "CycleGAN"),), steps=2500, film_frames=10, dynamics_every=25),
     # Chapter 0: real images, sneakers ↔ ankle boots (Fashion-MNIST), judged by a fashion classifier.
     Experiment("ch0-fashion", 0, "sneaker2boot", "CycleGAN on real sneakers ↔ ankle boots",
                (Variant("cyclegan", "CycleGAN"),), steps=2500, n_train=1000),
@@ -126,7 +128,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     # chapter 0, whose CycleGAN (ch0-shapes) is the comparison; chapter 6 returns to it for mode collapse.
     Experiment("ch2-gan-alone", 2, "shapes", "The adversarial loss alone on plain ↔ striped animals",
                (Variant("gan-alone", "GAN alone (λ = 0)", {"lambda_cycle": 0.0}),), steps=2500,
-               film_frames=10),
+               film_frames=10, dynamics_every=25),
     # Chapter 3: the cycle weight λ of Eq. 3 on labels ↔ photos (the identity loss off, as in Eq. 3).
     Experiment("ch3-lambda", 3, "labels", "Cycle weight λ on labels ↔ photos",
                tuple(Variant(f"lambda{_lambda_key(lam)}", f"λ = {lam:g}", {"lambda_cycle": float(lam)})
@@ -252,6 +254,8 @@ def _train_and_record(experiment: Experiment, preset: str, variant: Variant, see
         trainer = Trainer(config, folder, out=work, model=variant.model, resume=True, progress=progress)
         scored_on = test_folder(experiment, config)
         curve = _track_curve(trainer, scored_on, variant, work / "curve.json")
+        dynamics = (_track_dynamics(trainer, scored_on, config, experiment.dynamics_every, work / "dynamics.json")
+                    if experiment.dynamics_every else None)
         film = (_record_film(trainer, scored_on, config, experiment.film_frames, work / "film.json")
                 if experiment.film_frames and seed == experiment.seeds[0] else None)
         trainer.fit()
@@ -273,6 +277,7 @@ def _train_and_record(experiment: Experiment, preset: str, variant: Variant, see
         "metrics": scores, "steps": trainer.step, "train_seconds": round(train_seconds, 1),
         "eval_seconds": round(eval_seconds, 1),
         "history": _subsample(trainer.history), "curve": curve, "samples": list(rows),
+        **({"dynamics": dynamics} if dynamics is not None else {}),
         "package_version": __version__, "git": _git_commit(), "machine": where,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -337,6 +342,39 @@ def _track_curve(trainer, folder: Path, variant: Variant, path: Path) -> list[di
         measure(trainer)
     trainer.add_callback(measure, every=max(1, trainer.total_steps // CURVE_POINTS))
     return curve
+
+
+def _track_dynamics(trainer, folder: Path, config: Config, every: int, path: Path) -> list[dict]:
+    """Every ``every`` steps (and at step 0), measure on ``DYNAMICS_IMAGES`` fixed test images per domain,
+    for each direction the model translates: the discriminator's mean score on real images of the target
+    domain and on the translations (as :func:`~cyclegan_edu.diagnostics.discriminator_scores`; its swings are
+    what the image pool damps) and the translations' diversity relative to their inputs' (the readout of
+    :class:`~cyclegan_edu.diagnostics.ModeCollapseMonitor`). Kept in ``path`` so that a resumed run keeps its
+    points (points past the checkpoint are measured again). Returns the list the callback fills. Chapter 6."""
+    from . import evaluation
+    from .data import load_folder
+    import torch
+    from .diagnostics import score_map
+    from .metrics import output_diversity
+    images = {side: load_folder(folder / f"test{side}", config.image_size, limit=DYNAMICS_IMAGES) for side in "AB"}
+    ways = [(way, "G" if way == "AtoB" else "F") for way in evaluation.directions(trainer.kind, config.direction)]
+    points = [p for p in json.loads(path.read_text()) if p["step"] <= trainer.step] if path.exists() else []
+
+    def measure(trainer, record=None) -> None:
+        point = {"step": trainer.step}
+        for way, name in ways:
+            source, target = images[way[0]], images[way[-1]]
+            translated = trainer.model.translate(source, way).cpu()
+            scores = score_map(trainer.model, torch.cat([target, translated]), way, torch.cat([source, source]))
+            point[f"{name} D real"] = round(float(scores[:len(target)].mean()), 5)
+            point[f"{name} D fake"] = round(float(scores[len(target):].mean()), 5)
+            point[f"{name} diversity ratio"] = round(output_diversity(translated) / output_diversity(source), 5)
+        points.append(point)
+        path.write_text(json.dumps(points))
+    if not points:
+        measure(trainer)
+    trainer.add_callback(measure, every=every)
+    return points
 
 
 def _record_film(trainer, folder: Path, config: Config, frames: int, path: Path):
@@ -566,6 +604,16 @@ class Results:
                              + ("(its experiment records none)" if not self.experiment.film_frames else
                                 f"yet: cyclegan-edu results run {self.experiment.name} --variant {variant} --seed {seed} --force"))
         return json.loads(path.read_text())
+
+    def dynamics(self, variant: str, seed: int) -> list[dict]:
+        """The dynamics measured during one run (experiments that declare ``dynamics_every``): per point,
+        the step, and per generator (``G``, ``F``) D's mean score on real images and on translations and
+        the translations' diversity ratio. Chapter 6."""
+        record = self.records[(variant, seed)]
+        if "dynamics" not in record:
+            raise ValueError(f"{self.experiment.name} {variant} seed {seed} has no measured dynamics "
+                             "(its experiment declares no dynamics_every)")
+        return record["dynamics"]
 
     def history(self, variant: str, seed: int | None = None) -> list[dict]:
         seed = self.experiment.seeds_for(self.preset)[0] if seed is None else seed

@@ -67,7 +67,7 @@ class TranslationModel(nn.Module):
 
     def setup(self, device: torch.device | str | None = None) -> "TranslationModel":
         """Move to ``device`` (default: the config's), choose the precision, then build the optimizers
-        (Adam with the paper's lr 2e-4 and β = (0.5, 0.999))."""
+        (Adam with the paper's lr 2e-4 and β = (0.5, 0.999); ``lr_D``, if set, for the discriminators)."""
         device = select_device(self.config.device) if device is None else torch.device(device)
         self.to(device)
         if self.config.channels_last:
@@ -79,7 +79,8 @@ class TranslationModel(nn.Module):
         self.amp_dtype = autocast_dtype(self.config.precision, device)
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         c = self.config
-        self.optimizers = {name: torch.optim.Adam(params, lr=c.lr, betas=(c.beta1, c.beta2))
+        learning_rate = {"D": c.lr if c.lr_D is None else c.lr_D}         # lr_D: chapter 6
+        self.optimizers = {name: torch.optim.Adam(params, lr=learning_rate.get(name, c.lr), betas=(c.beta1, c.beta2))
                            for name, params in self.parameter_groups().items()}
         return self
 

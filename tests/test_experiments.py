@@ -341,3 +341,40 @@ def test_a_resumed_run_keeps_its_film_frames_once(tmp_path, monkeypatch):
     frames = json.loads((path / "film.json").read_text())["frames"]
     assert [f["step"] for f in frames] == [2, 4, 6] and frames[0]["png"] == film.frames[0]["png"]
     assert frames[1]["png"] != saved["frames"][1]["png"]
+
+
+MEASURED = Experiment("test-dynamics", 0, "shapes", "a grid with measured dynamics",
+                      (Variant("a", "λ = 10", {"lambda_cycle": 10.0}),), steps=5,
+                      base={"lambda_identity": 0.0, "precision": "fp32"}, dynamics_every=2)
+
+
+def test_declared_dynamics_are_measured_every_k_steps_without_changing_the_run(tiny, tiny_results, tmp_path, monkeypatch):
+    """dynamics_every: D's mean scores on fixed real images and translations, and the diversity ratio, for
+    both generators at step 0 and every k steps; the step-0 point equals a hand computation on the freshly
+    initialised model; measuring changes no number of the run (tiny's variant a has the same config)."""
+    from cyclegan_edu.data import load_folder
+    from cyclegan_edu.metrics import output_diversity
+    from cyclegan_edu.train import Trainer
+    monkeypatch.setitem(EXPERIMENTS, MEASURED.name, MEASURED)
+    experiments.run(MEASURED.name, "ci", seed=0, out=tmp_path / "results", progress=False)
+    results = experiments.load(MEASURED.name, "ci", tmp_path / "results")
+    points = results.dynamics("a", 0)
+    assert [p["step"] for p in points] == [0, 2, 4, 6]
+    assert set(points[0]) == {"step"} | {f"{g} {k}" for g in "GF" for k in ("D real", "D fake", "diversity ratio")}
+    plain = json.loads((tiny_results[0] / TINY.name / "a" / "seed0" / "run.json").read_text())
+    assert results.records[("a", 0)]["metrics"] == plain["metrics"]
+    # by hand, at step 0: D_B on real B and on G(A); diversity of G(A) over that of A
+    config = MEASURED.config("ci", MEASURED.variants[0], 0)
+    folder = experiments.test_folder(MEASURED, config)
+    model = Trainer(config, experiments.task_folder(MEASURED, MEASURED.variants[0], config), progress=False).model
+    A = load_folder(folder / "testA", config.image_size, limit=experiments.DYNAMICS_IMAGES)
+    B = load_folder(folder / "testB", config.image_size, limit=experiments.DYNAMICS_IMAGES)
+    with torch.no_grad():
+        fake = model.translate(A, "AtoB")
+        model.D_B.eval()
+        real_score, fake_score = model.D_B(B).mean().item(), model.D_B(fake).mean().item()
+    assert points[0]["G D real"] == pytest.approx(real_score, abs=1e-5)
+    assert points[0]["G D fake"] == pytest.approx(fake_score, abs=1e-5)
+    assert points[0]["G diversity ratio"] == pytest.approx(output_diversity(fake) / output_diversity(A), abs=1e-5)
+    with pytest.raises(ValueError, match="test-tiny a seed 0 has no measured dynamics"):
+        experiments.load(TINY.name, "ci", tiny_results[0]).dynamics("a", 0)

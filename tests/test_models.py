@@ -291,3 +291,16 @@ def test_spectral_norm_wraps_the_discriminators_only_and_a_step_runs(kind):
     restored.load_state_dict(model.state_dict())                      # checkpoints keep u, v and the weights
     assert same(snapshot([restored]), snapshot([model])) and same(list(restored.buffers()), list(model.buffers()))
     assert not any(wrapped(build_model(kind, tiny()).children()))     # off by default
+
+
+@pytest.mark.parametrize("kind", ["cyclegan", "pix2pix"])
+def test_lr_D_sets_the_discriminators_learning_rate_only(kind):
+    """Chapter 6's imbalance: D's Adam steps with lr_D, G's with lr; unset, both use lr (the paper)."""
+    torch.manual_seed(0)
+    paper = build_model(kind, tiny()).setup()
+    assert {n: o.param_groups[0]["lr"] for n, o in paper.optimizers.items()} == {"G": 2e-4, "D": 2e-4}
+    torch.manual_seed(0)
+    fast_D = build_model(kind, tiny(lr_D=2e-3)).setup()
+    assert {n: o.param_groups[0]["lr"] for n, o in fast_D.optimizers.items()} == {"G": 2e-4, "D": 2e-3}
+    with pytest.raises(ValueError, match=r"lr_D=0.0: must be positive \(or unset: the same as lr\)"):
+        tiny(lr_D=0.0)
