@@ -48,6 +48,7 @@ CI_SEEDS = 2                  # seeds per variant in the ci preset (a spread nee
 HISTORY_POINTS = 100          # loss-history records kept per run (4 significant digits)
 FILM_IMAGES = 4               # test images drawn in every frame of a run's training film
 DYNAMICS_IMAGES = 16          # fixed test images of each domain that a run's dynamics are measured on
+MIN_DYNAMICS_POINTS = 3       # measurements after step 0 at least, however short the run (the ci scale)
 CURVE_POINTS = 10             # times during a run that the error against the truth is measured
 THREADS = 1                   # CPU threads of an experiment run: deterministic whatever the machine's core
                               # count; run several at once (one --seed each) to use more cores
@@ -154,6 +155,15 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                tuple(Variant(f"idt{_lambda_key(v)}", f"λ_id = {v:g}", {"lambda_identity": float(v)})
                      for v in (0.5, 0)),
                steps=2500),
+    # Chapter 6: training dynamics on the task of chapter 0 (whose runs, with their measured dynamics, are the
+    # paper's settings here): no image pool, the log loss, and a discriminator with ten times the learning rate,
+    # without and with spectral normalisation.
+    Experiment("ch6-dynamics", 6, "shapes", "The image pool, the loss and a discriminator that learns too fast",
+               (Variant("pool0", "no image pool", {"pool_size": 0}),
+                Variant("vanilla", "log loss (vanilla GAN)", {"gan_mode": "vanilla"}),
+                Variant("lrD10", "D's learning rate × 10", {"lr_D": 2e-3}),
+                Variant("lrD10-sn", "D's learning rate × 10, spectral norm", {"lr_D": 2e-3, "spectral_norm": True})),
+               steps=2500, dynamics_every=25),
 ]}
 
 
@@ -345,7 +355,7 @@ def _track_curve(trainer, folder: Path, variant: Variant, path: Path) -> list[di
 
 
 def _track_dynamics(trainer, folder: Path, config: Config, every: int, path: Path) -> list[dict]:
-    """Every ``every`` steps (and at step 0), measure on ``DYNAMICS_IMAGES`` fixed test images per domain,
+    """Every ``every`` steps (more often if the run is too short for ``MIN_DYNAMICS_POINTS``) and at step 0, measure on ``DYNAMICS_IMAGES`` fixed test images per domain,
     for each direction the model translates: the discriminator's mean score on real images of the target
     domain and on the translations (as :func:`~cyclegan_edu.diagnostics.discriminator_scores`; its swings are
     what the image pool damps) and the translations' diversity relative to their inputs' (the readout of
@@ -359,6 +369,7 @@ def _track_dynamics(trainer, folder: Path, config: Config, every: int, path: Pat
     images = {side: load_folder(folder / f"test{side}", config.image_size, limit=DYNAMICS_IMAGES) for side in "AB"}
     ways = [(way, "G" if way == "AtoB" else "F") for way in evaluation.directions(trainer.kind, config.direction)]
     points = [p for p in json.loads(path.read_text()) if p["step"] <= trainer.step] if path.exists() else []
+    every = min(every, max(1, trainer.total_steps // MIN_DYNAMICS_POINTS))          # short (ci) runs: still a series
 
     def measure(trainer, record=None) -> None:
         point = {"step": trainer.step}
