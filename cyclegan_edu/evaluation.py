@@ -16,6 +16,11 @@ of each domain. What it measures, per direction (``G``: A → B, ``F``: B → A)
   plainly, not comparable with published KIDs;
 * **diversity** of the outputs (block means, :func:`~cyclegan_edu.metrics.output_diversity`, chapter 0),
   to be read against the diversity of the real images of the target domain;
+* on ``shapes`` and ``labels`` (:data:`TEXTURE_TASKS`) also two texture scores against the truth:
+  ``sharpness``, the outputs' detail finer than 4 px over the true images' (:func:`~cyclegan_edu.metrics.detail_energy`:
+  1 = as detailed, below = blurrier), and ``checkerboard``, the share of the outputs' variation that repeats
+  every 4 px (:func:`~cyclegan_edu.metrics.checkerboard_energy`, the artefact of transposed convolutions),
+  to be read against the truth's own (chapter 5);
 * ``cycle L1``, the reconstruction error of Eq. 2, per direction;
 * on ``labels`` also ``cycle L1, noisy``: the cycle's error when the translation is perturbed by
   Gaussian noise of standard deviation :data:`PROBE_NOISE` before the way back, the probe of
@@ -42,8 +47,10 @@ from .data import load_folder
 VERSION = 1
 TASK_VERSIONS = {"seasons": 2,          # 2: change and identity L1 added (chapter 4)
                  "tint": 2,             # 2: scored like seasons (chapter 4)
-                 "labels": 2}           # 2: cycle L1, noisy added (chapter 3)
+                 "labels": 3,           # 2: cycle L1, noisy added (chapter 3); 3: sharpness, checkerboard
+                 "shapes": 2}           # 2: sharpness, checkerboard added (chapter 5)
 COLOUR_TASKS = ("seasons", "tint")      # hue drift, change and the identity path are scored (chapter 4)
+TEXTURE_TASKS = ("shapes", "labels")    # sharpness and checkerboard against the truth are scored (chapter 5)
 PROBE_TASKS = ("labels",)               # tasks whose CycleGAN runs are probed for a hidden signal (chapter 3)
 PROBE_NOISE = 0.03                      # its noise: about 4 grey levels of an 8-bit image, hardly visible
 N_SAMPLES = 6            # test images per direction in a run's sample sheet
@@ -94,6 +101,9 @@ def evaluate(model, folder: str | os.PathLike, task: str, size: int, model_kind:
         scores[f"{name} KID"], scores[f"{name} KID se"] = kid, se
         scores[f"{name} diversity"] = metrics.output_diversity(fake)
         scores.update({f"{name} {k}": v for k, v in _task_scores(task, folder, size, way, fake, images).items()})
+        if task in TEXTURE_TASKS:
+            scores[f"{name} sharpness"] = metrics.detail_energy(fake) / metrics.detail_energy(images[f"{source}_gt"])
+            scores[f"{name} checkerboard"] = metrics.checkerboard_energy(fake)
         if task in COLOUR_TASKS:   # the identity path: this generator fed a real image of its output domain
             scores[f"{name} identity L1"] = metrics.l1(_translate(model, images[target], way), images[target])
     if model_kind == "cyclegan":

@@ -315,3 +315,18 @@ def test_sweep_plot_draws_error_bars_from_spreads():
     bars = [c for c in ax.containers if c.has_yerr]
     assert len(ax.containers) == 2 and len(bars) == 1 and bars[0].get_label() == "a"
     plt.close(ax.figure)
+
+
+def test_detail_energy_of_hand_made_images():
+    """The mean square of an image minus its 4×4 block means: 0 for anything constant on blocks, the
+    variance within blocks otherwise."""
+    rows, cols = torch.meshgrid(torch.arange(32), torch.arange(32), indexing="ij")
+    checkerboard = ((-1.0) ** (rows + cols)).expand(2, 3, 32, 32)
+    assert metrics.detail_energy(checkerboard) == 1.0                      # every block mean is 0
+    blocks = (rows // 4 + cols // 4).float().expand(1, 3, 32, 32) / 16 - 1
+    assert metrics.detail_energy(blocks) == 0.0                            # constant on every block
+    stripes = (cols % 2).float().expand(1, 1, 32, 32) * 0.5                # 0, 0.5, 0, 0.5: ±0.25 around 0.25
+    assert metrics.detail_energy(stripes) == pytest.approx(0.0625)
+    assert metrics.detail_energy(stripes, block=2) == pytest.approx(0.0625)
+    with pytest.raises(ValueError, match="block=3: must be at least 2 and divide the image size"):
+        metrics.detail_energy(stripes, block=3)
