@@ -459,14 +459,17 @@ def machine(config: Config) -> dict:
             "python": platform.python_version(), "autocast": str(dtype).replace("torch.", "") if dtype else "fp32"}
 
 
-def _git_commit() -> str | None:
-    root = Path(__file__).resolve().parent.parent
+def _git_commit(root: Path | None = None) -> str | None:
+    """The commit the package was run from, with ``+dirty`` when its code (not its committed results, which
+    other runs write meanwhile) differs from that commit; None outside a git checkout."""
+    root = root or Path(__file__).resolve().parent.parent
     try:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True,
                               text=True, timeout=10)
         if head.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "cyclegan_edu"],
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "cyclegan_edu",
+                                ":(exclude)cyclegan_edu/results"],
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return head.stdout.strip() + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):

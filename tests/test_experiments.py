@@ -379,3 +379,19 @@ def test_declared_dynamics_are_measured_every_k_steps_without_changing_the_run(t
     assert points[0]["G diversity ratio"] == pytest.approx(output_diversity(fake) / output_diversity(A), abs=1e-5)
     with pytest.raises(ValueError, match="test-tiny a seed 0 has no measured dynamics"):
         experiments.load(TINY.name, "ci", tiny_results[0]).dynamics("a", 0)
+
+
+def test_the_recorded_commit_is_dirty_for_changed_code_not_for_new_results(tmp_path):
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+    (tmp_path / "cyclegan_edu" / "results").mkdir(parents=True)
+    (tmp_path / "cyclegan_edu" / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "init", "--allow-empty")
+    git("add", "-A")
+    git("-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "code")
+    (tmp_path / "cyclegan_edu" / "results" / "run.json").write_text("{}")      # another run's record
+    clean = experiments._git_commit(tmp_path)
+    assert clean and not clean.endswith("+dirty")
+    (tmp_path / "cyclegan_edu" / "code.py").write_text("x = 2\n")
+    assert experiments._git_commit(tmp_path) == clean + "+dirty"
