@@ -45,6 +45,7 @@ RESULTS_DIR = Path(__file__).parent / "results"
 COMMITTED_PRESET = "cpu"
 CI_STEPS = 6                  # training steps of every run in the ci preset: the code path, not the result
 CI_SEEDS = 2                  # seeds per variant in the ci preset (a spread needs two)
+SCALE_FIELDS = ("image_size", "load_size")   # an experiment may set them (chapter 5: 128 px); ci keeps its own
 HISTORY_POINTS = 100          # loss-history records kept per run (4 significant digits)
 FILM_IMAGES = 4               # test images drawn in every frame of a run's training film
 DYNAMICS_IMAGES = 16          # fixed test images of each domain that a run's dynamics are measured on
@@ -96,9 +97,13 @@ class Experiment:
 
     def config(self, preset: str, variant: Variant, seed: int) -> Config:
         """The exact Config of one run: the preset, then the experiment's settings, the variant's, the
-        seed and the training length (``steps`` at every scale but ``ci``; the second half decays)."""
+        seed and the training length (``steps`` at every scale but ``ci``; the second half decays). The
+        ``ci`` scale keeps its own image size (:data:`SCALE_FIELDS`) even where an experiment sets one."""
         steps = CI_STEPS if preset == "ci" else self.steps
-        config = get_preset(preset, model=variant.model, **self.base, **variant.changes)
+        settings = {**self.base, **variant.changes}
+        if preset == "ci":                  # the ci scale's own image size, whatever the experiment's
+            settings = {k: v for k, v in settings.items() if k not in SCALE_FIELDS}
+        config = get_preset(preset, model=variant.model, **settings)
         return config.replace(seed=seed, iters=steps, iters_decay=steps // 2)
 
     def runs(self, preset: str) -> list[tuple[Variant, int]]:
@@ -155,6 +160,26 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                tuple(Variant(f"idt{_lambda_key(v)}", f"λ_id = {v:g}", {"lambda_identity": float(v)})
                      for v in (0.5, 0)),
                steps=2500),
+    # Chapter 5: the generator's design choices on the task of chapter 0 (whose runs are the paper's choices:
+    # instance norm, 6 blocks at this size, transposed convolutions).
+    Experiment("ch5-generator", 5, "shapes", "Batch norm, 9 blocks, resize-convolution in the ResNet generator",
+               (Variant("batchnorm", "batch norm", {"norm": "batch"}),
+                Variant("blocks9", "9 residual blocks", {"n_blocks": 9}),
+                Variant("resize", "resize-convolution", {"upsample": "resize"})),
+               steps=2500),
+    # Chapter 5: the discriminator's patch on labels → photo at 128 px, where a 16×16, a 70×70 and the whole
+    # image are different things: pix2pix (one direction, paired) and CycleGAN.
+    Experiment("ch5-patchgan", 5, "labels", "pix2pix with a 1×1, 16×16, 70×70 and whole-image discriminator at 128 px",
+               (Variant("pixel", "PixelGAN (1×1)", {"netD": "pixel"}, model="pix2pix"),
+                Variant("patch16", "PatchGAN 16×16", {"n_layers_D": 1}, model="pix2pix"),
+                Variant("patch70", "PatchGAN 70×70", {}, model="pix2pix"),
+                Variant("image", "ImageGAN (whole image)", {"netD": "image"}, model="pix2pix")),
+               steps=2500, base={"image_size": 128, "load_size": 143}),
+    Experiment("ch5-patchgan-cyclegan", 5, "labels", "CycleGAN with a 1×1, 70×70 and whole-image discriminator at 128 px",
+               (Variant("pixel", "PixelGAN (1×1)", {"netD": "pixel"}),
+                Variant("patch70", "PatchGAN 70×70", {}),
+                Variant("image", "ImageGAN (whole image)", {"netD": "image"})),
+               steps=2500, base={"image_size": 128, "load_size": 143, "lambda_identity": 0.0}),
     # Chapter 6: training dynamics on the task of chapter 0 (whose runs, with their measured dynamics, are the
     # paper's settings here): no image pool, the log loss, and a discriminator with ten times the learning rate,
     # without and with spectral normalisation.
@@ -640,17 +665,28 @@ def load(name: str, preset: str | None = None, root: str | os.PathLike | None = 
     experiment = get(name)
     preset = preset or COMMITTED_PRESET
     base = Path(root) if root is not None else results_dir(preset)
-    records = {}
+    records, stale = _scan(experiment, preset, base)
+    if stale:
+        path, reason, v, s = stale[0]
+        raise ValueError(f"{path} is stale: {reason}; recompute it with: cyclegan-edu results run {name} "
+                         f"--preset {preset} --variant {v} --seed {s}")
+    return Results(experiment, preset, records, base)
+
+
+def _scan(experiment: Experiment, preset: str, base: Path) -> tuple[dict, list[tuple[Path, str, str, int]]]:
+    """The current stored records of ``experiment`` under ``base``, and (path, reason, variant, seed) of the
+    stale ones."""
+    records, stale = {}, []
     for v, s in experiment.runs(preset):
         path = run_path(base, experiment, v, s) / "run.json"
         if path.exists():
             record = json.loads(path.read_text())
             reason = stale_reason(record, experiment)
             if reason:
-                raise ValueError(f"{path} is stale: {reason}; recompute it with: cyclegan-edu results run {name} "
-                                 f"--preset {preset} --variant {v.key} --seed {s}")
-            records[(v.key, s)] = record
-    return Results(experiment, preset, records, base)
+                stale.append((path, reason, v.key, s))
+            else:
+                records[(v.key, s)] = record
+    return records, stale
 
 
 def shown_scale(preset: str | None = None, retrain: bool = False) -> str:
@@ -670,13 +706,16 @@ def results(name: str, preset: str | None = None, retrain: bool = False, progres
     return load(name, scale)
 
 
-def describe(experiment: Experiment, preset: str = COMMITTED_PRESET) -> str:
-    """One line of ``results list``: name first, then chapter, variants × seeds, preset, runs stored, date."""
-    stored = load(experiment.name, preset)
-    dates = sorted(r["created"][:10] for r in stored.records.values())
+def describe(experiment: Experiment, preset: str = COMMITTED_PRESET, root: str | os.PathLike | None = None) -> str:
+    """One line of ``results list``: name first, then chapter, variants × seeds, preset, current runs stored
+    (and how many are stale), date."""
+    records, stale = _scan(experiment, preset, Path(root) if root is not None else results_dir(preset))
+    dates = sorted(r["created"][:10] for r in records.values())
     runs = experiment.runs(preset)
+    stored = f"{len(records)}/{len(runs)} runs stored" + (f" ({len(stale)} stale: results run {experiment.name} "
+                                                           f"recomputes them)" if stale else "")
     return (f"{experiment.name:16s} ch{experiment.chapter}  {len(experiment.variants)} variants × "
-            f"{len(experiment.seeds_for(preset))} seeds  {preset}  {len(stored.records)}/{len(runs)} runs stored  "
+            f"{len(experiment.seeds_for(preset))} seeds  {preset}  {stored}  "
             f"{dates[-1] if dates else '—':10s}  {experiment.title}")
 
 

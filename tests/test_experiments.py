@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from cyclegan_edu import evaluation, experiments
+from cyclegan_edu.config import get_preset
 from cyclegan_edu.devices import cpu_has_native_bf16
 from cyclegan_edu.experiments import EXPERIMENTS, Experiment, Variant
 
@@ -48,7 +49,8 @@ def test_declarations_are_complete():
         for v in e.variants:
             config = e.config("cpu", v, e.seeds[0])
             assert config.iters == e.steps and config.iters_decay == e.steps // 2
-            assert (config.image_size, config.ngf, config.n_blocks) == (64, 32, 6)   # the cpu scale
+            size, blocks = e.base.get("image_size", 64), v.changes.get("n_blocks", 6)       # the cpu scale, or
+            assert (config.image_size, config.ngf, config.n_blocks) == (size, 32, blocks)  # what it declares
 
 
 def test_config_is_preset_then_experiment_then_variant():
@@ -57,6 +59,11 @@ def test_config_is_preset_then_experiment_then_variant():
     assert (config.lambda_cycle, config.lambda_identity, config.precision, config.seed) == (1.0, 0.0, "fp32", 1)
     assert config.iters == experiments.CI_STEPS and config.image_size == 32
     assert TINY.seeds_for("ci") == (0, 1) and TINY.seeds_for("cpu") == (0, 1, 2)
+    big = Experiment("test-128", 5, "labels", "128 px", (Variant("a", "a", {"n_blocks": 9}),), steps=5,
+                     base={"image_size": 128, "load_size": 143})
+    assert (big.config("cpu", big.variants[0], 0).image_size, big.config("cpu", big.variants[0], 0).load_size) == (128, 143)
+    ci = big.config("ci", big.variants[0], 0)
+    assert (ci.image_size, ci.load_size, ci.n_blocks) == (32, get_preset("ci").load_size, 9)   # ci keeps its size
 
 
 def test_unknown_names_give_one_clear_error(tiny):
@@ -164,10 +171,12 @@ def test_stale_records_are_named_with_the_command_to_rerun(tiny, tiny_results, t
     assert "lambda_cycle: 3.0 → 10.0" in experiments.stale_reason(record)
     with pytest.raises(ValueError, match="stale: config changed.*results run test-tiny --preset ci --variant a --seed 0"):
         experiments.load(TINY.name, "ci", copy)
+    line = experiments.describe(TINY, "ci", copy)                  # results list names it, and goes on
+    assert "3/4 runs stored (1 stale: results run test-tiny recomputes them)" in line
     record["config"]["lambda_cycle"] = 10.0
     record["evaluation_version"] = -1
     assert "evaluation version -1" in experiments.stale_reason(record)
-    record["evaluation_version"] = evaluation.VERSION
+    record["evaluation_version"] = evaluation.version(TINY.task)
     del record["config"]["upsample"]                       # a field added later, at its default: not stale
     assert experiments.stale_reason(record) is None
 
