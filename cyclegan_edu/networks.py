@@ -100,6 +100,41 @@ class ResnetGenerator(nn.Module):
         return self.model(x)
 
 
+def generator_layers(net: ResnetGenerator, image_size: int = 256) -> list[tuple[str, tuple[int, ...], int]]:
+    """The generator's layers in the paper's notation (appendix 7.2), each with the shape (C, H, W) of its
+    output for one ``image_size``×``image_size`` image and its number of parameters: ``c7s1-k`` (7×7
+    convolution, stride 1, k filters, with its norm and ReLU), ``dk`` (3×3, stride 2), ``Rk`` (a residual
+    block), ``uk`` (the ×2 upsampling), and ``c7s1-3`` with tanh at the end. The default net gives c7s1-64,
+    d128, d256, R256 × 9, u128, u64, c7s1-3 and 11,378,179 parameters in all. Chapter 5."""
+    groups, current = [], []
+    for m in net.model:
+        current.append(m)
+        if isinstance(m, (nn.ReLU, ResnetBlock, nn.Tanh)):        # each of the paper's layers ends so
+            groups.append(current)
+            current = []
+    x = torch.zeros(1, net.model[1].in_channels, image_size, image_size)
+    was_training = net.training
+    net.eval()
+    rows = []
+    with torch.no_grad():
+        for group in groups:
+            for m in group:
+                x = m(x)
+            core = next(m for m in group if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, ResnetBlock, nn.Upsample)))
+            out = x.shape[1]
+            if isinstance(core, ResnetBlock):
+                name = f"R{out}"
+            elif isinstance(core, (nn.ConvTranspose2d, nn.Upsample)):
+                name = f"u{out}"
+            elif core.stride[0] == 2:
+                name = f"d{out}"
+            else:
+                name = f"c{core.kernel_size[0]}s1-{out}"
+            rows.append((name, tuple(x.shape[1:]), sum(p.numel() for m in group for p in m.parameters())))
+    net.train(was_training)
+    return rows
+
+
 class UnetSkipConnectionBlock(nn.Module):
     """One level of the U-Net: down, the inner levels, up, and the skip ``cat([x, up])``."""
 

@@ -304,3 +304,19 @@ def test_resize_upsampling_has_no_transposed_convolution():
     net = ResnetGenerator(3, 3, 8, 1, upsample="resize")
     assert not any(isinstance(m, nn.ConvTranspose2d) for m in net.modules())
     assert sum(isinstance(m, nn.Upsample) for m in net.modules()) == 2
+
+
+@pytest.mark.parametrize("upsample", ["deconv", "resize"])
+def test_generator_layers_in_the_papers_notation(upsample):
+    """Appendix 7.2: c7s1-64, d128, d256, R256 × 9, u128, u64, c7s1-3, the shapes at 256 px, and the
+    parameters adding up to the whole net's (11,378,179 for the official resnet_9blocks)."""
+    from cyclegan_edu.networks import generator_layers
+    net = ResnetGenerator(upsample=upsample)
+    rows = generator_layers(net, 256)
+    assert [name for name, _, _ in rows] == ["c7s1-64", "d128", "d256"] + ["R256"] * 9 + ["u128", "u64", "c7s1-3"]
+    assert [shape for _, shape, _ in rows] == ([(64, 256, 256), (128, 128, 128)] + [(256, 64, 64)] * 10
+                                               + [(128, 128, 128), (64, 256, 256), (3, 256, 256)])
+    assert sum(n for _, _, n in rows) == count_parameters(net)
+    if upsample == "deconv":
+        assert count_parameters(net) == 11_378_179
+    assert net.training                                           # left as it was
