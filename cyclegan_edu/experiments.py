@@ -48,6 +48,7 @@ CI_SEEDS = 2                  # seeds per variant in the ci preset (a spread nee
 SCALE_FIELDS = ("image_size", "load_size")   # an experiment may set them (chapter 5: 128 px); ci keeps its own
 HISTORY_POINTS = 100          # loss-history records kept per run (4 significant digits)
 FILM_IMAGES = 4               # test images drawn in every frame of a run's training film
+D_MAP_RANGE = (-0.5, 1.5)     # scores kept in d_maps.png, 8 bits over this range (LSGAN's targets: 0 fake, 1 real)
 DYNAMICS_IMAGES = 16          # fixed test images of each domain that a run's dynamics are measured on
 MIN_DYNAMICS_POINTS = 3       # measurements after step 0 at least, however short the run (the ci scale)
 CURVE_POINTS = 10             # times during a run that the error against the truth is measured
@@ -81,6 +82,7 @@ class Experiment:
     n_train: int | None = None          # training images per domain (None: the task's own number)
     film_frames: int = 0                # frames of a training film kept for the first seed of each variant
     dynamics_every: int = 0             # steps between two measurements of D's scores and the diversity (0: none)
+    d_maps: int = 0                     # test images whose final D score maps the first seed keeps (chapter 5)
 
     def variant(self, key: str | None) -> Variant:
         """The variant called ``key`` (default: the first)."""
@@ -174,12 +176,12 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                 Variant("patch16", "PatchGAN 16×16", {"n_layers_D": 1}, model="pix2pix"),
                 Variant("patch70", "PatchGAN 70×70", {}, model="pix2pix"),
                 Variant("image", "ImageGAN (whole image)", {"netD": "image"}, model="pix2pix")),
-               steps=2500, base={"image_size": 128, "load_size": 143}),
+               steps=2500, base={"image_size": 128, "load_size": 143}, d_maps=4),
     Experiment("ch5-patchgan-cyclegan", 5, "labels", "CycleGAN with a 1×1, 70×70 and whole-image discriminator at 128 px",
                (Variant("pixel", "PixelGAN (1×1)", {"netD": "pixel"}),
                 Variant("patch70", "PatchGAN 70×70", {}),
                 Variant("image", "ImageGAN (whole image)", {"netD": "image"})),
-               steps=2500, base={"image_size": 128, "load_size": 143, "lambda_identity": 0.0}),
+               steps=2500, base={"image_size": 128, "load_size": 143, "lambda_identity": 0.0}, d_maps=4),
     # Chapter 6: training dynamics on the task of chapter 0 (whose runs, with their measured dynamics, are the
     # paper's settings here): no image pool, the log loss, and a discriminator with ten times the learning rate,
     # without and with spectral normalisation.
@@ -301,6 +303,8 @@ def _train_and_record(experiment: Experiment, preset: str, variant: Variant, see
                                      config.direction)
         rows = sheet_rows(evaluation.samples(trainer.model, scored_on, config.image_size, variant.model,
                                              config.direction), first_seed=seed == experiment.seeds[0])
+        maps = (_d_maps(trainer.model, scored_on, config, variant, experiment.d_maps)
+                if experiment.d_maps and seed == experiment.seeds[0] else None)
         eval_seconds = time.perf_counter() - started
         where = machine(config)                        # while this run's thread count is in force
     finally:
@@ -313,12 +317,16 @@ def _train_and_record(experiment: Experiment, preset: str, variant: Variant, see
         "eval_seconds": round(eval_seconds, 1),
         "history": _subsample(trainer.history), "curve": curve, "samples": list(rows),
         **({"dynamics": dynamics} if dynamics is not None else {}),
+        **({"d_maps": {"rows": list(maps), "images": experiment.d_maps, "range": list(D_MAP_RANGE)}}
+           if maps is not None else {}),
         "package_version": __version__, "git": _git_commit(), "machine": where,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     path.mkdir(parents=True, exist_ok=True)
     if rows:
         _save_sheet(rows, path / "samples.png")
+    if maps is not None:
+        _save_d_maps(maps, path / "d_maps.png")
     if film is not None:
         (path / "film.json").write_text(json.dumps(film.to_dict(), ensure_ascii=False) + "\n")
     tmp = path / "run.json.tmp"
@@ -411,6 +419,30 @@ def _track_dynamics(trainer, folder: Path, config: Config, every: int, path: Pat
         measure(trainer)
     trainer.add_callback(measure, every=every)
     return points
+
+
+def _d_maps(model, folder: Path, config: Config, variant: Variant, n: int) -> dict:
+    """The trained discriminator's score maps (:func:`~cyclegan_edu.diagnostics.score_map`, one score per
+    patch) on the true translations of the first ``n`` test inputs ("real") and on the model's own
+    translations of them ("fake"): the images of the run's sample sheet. pix2pix's D judges each beside its
+    input. Chapter 5."""
+    from .data import load_folder
+    from .diagnostics import score_map
+    way = config.direction if variant.model == "pix2pix" else "AtoB"
+    source = load_folder(folder / f"test{way[0]}", config.image_size, limit=n)
+    truth = load_folder(folder / f"test{way[0]}_gt", config.image_size, limit=n)
+    fake = model.translate(source, way).cpu()
+    return {"real": score_map(model, truth, way, source), "fake": score_map(model, fake, way, source)}
+
+
+def _save_d_maps(maps: dict, path: Path) -> None:
+    """The maps as one 8-bit grey PNG: a row per kind, a column per image, D_MAP_RANGE mapped to 0-255."""
+    from PIL import Image
+    import torch
+    lo, hi = D_MAP_RANGE
+    sheet = torch.cat([torch.cat(list(rows), dim=-1) for rows in maps.values()], dim=-2)
+    array = ((sheet.clamp(lo, hi) - lo) / (hi - lo) * 255 + 0.5).byte().numpy()
+    Image.fromarray(array).save(path, optimize=True)
 
 
 def _record_film(trainer, folder: Path, config: Config, frames: int, path: Path):
@@ -643,6 +675,25 @@ class Results:
                              + ("(its experiment records none)" if not self.experiment.film_frames else
                                 f"yet: cyclegan-edu results run {self.experiment.name} --variant {variant} --seed {seed} --force"))
         return json.loads(path.read_text())
+
+    def d_maps(self, variant: str) -> dict[str, "torch.Tensor"]:
+        """The final discriminator's score maps of the first seed of ``variant`` (experiments that declare
+        ``d_maps``): ``{"real": (n, h, w), "fake": (n, h, w)}`` on the sample sheet's first ``n`` truths and
+        translations, to 8 bits over :data:`D_MAP_RANGE`. Chapter 5."""
+        import torch
+        from PIL import Image
+        seed = self.experiment.seeds_for(self.preset)[0]
+        record = self.records.get((variant, seed), {})
+        if "d_maps" not in record:
+            raise ValueError(f"{self.experiment.name} {variant} seed {seed} kept no discriminator maps "
+                             "(its experiment declares no d_maps)")
+        with Image.open(run_path(self.root, self.experiment, self.experiment.variant(variant), seed) / "d_maps.png") as img:
+            array = np.asarray(img).astype(np.float32)
+        lo, hi = record["d_maps"]["range"]
+        sheet = torch.from_numpy(array) / 255 * (hi - lo) + lo
+        rows, n = record["d_maps"]["rows"], record["d_maps"]["images"]
+        h = sheet.shape[0] // len(rows)
+        return {name: sheet[r * h:(r + 1) * h].unflatten(-1, (n, -1)).permute(1, 0, 2) for r, name in enumerate(rows)}
 
     def dynamics(self, variant: str, seed: int) -> list[dict]:
         """The dynamics measured during one run (experiments that declare ``dynamics_every``): per point,

@@ -404,3 +404,37 @@ def test_the_recorded_commit_is_dirty_for_changed_code_not_for_new_results(tmp_p
     assert clean and not clean.endswith("+dirty")
     (tmp_path / "cyclegan_edu" / "code.py").write_text("x = 2\n")
     assert experiments._git_commit(tmp_path) == clean + "+dirty"
+
+
+MAPPED = Experiment("test-maps", 0, "shapes", "a grid that keeps D's maps",
+                    (Variant("a", "pix2pix", {}, model="pix2pix"),), steps=5,
+                    base={"precision": "fp32"}, d_maps=3)
+
+
+def test_declared_d_maps_are_kept_for_the_first_seed_and_read_back(tmp_path, monkeypatch):
+    """d_maps: the final D's score maps on the sample sheet's first truths and translations, as an 8-bit
+    PNG of the first seed; read back within one grey level of the scores the trained D gives."""
+    monkeypatch.setitem(EXPERIMENTS, MAPPED.name, MAPPED)
+    monkeypatch.setenv("CYCLEGAN_EDU_RUNS", str(tmp_path / "runs"))
+    written = experiments.run(MAPPED.name, "ci", out=tmp_path / "results", progress=False)
+    assert (written[0] / "d_maps.png").exists() and not (written[1] / "d_maps.png").exists()
+    results = experiments.load(MAPPED.name, "ci", tmp_path / "results")
+    maps = results.d_maps("a")
+    from cyclegan_edu.train import Trainer
+    from cyclegan_edu.data import load_folder
+    from cyclegan_edu.diagnostics import score_map
+    config = MAPPED.config("ci", MAPPED.variants[0], 0)
+    trained = Trainer(config, experiments.task_folder(MAPPED, MAPPED.variants[0], config), model="pix2pix",
+                      out=experiments.runs_dir() / "ci" / MAPPED.name / "a" / "seed0", resume=True, progress=False)
+    assert trained.step == experiments.CI_STEPS                       # the finished run, reloaded
+    folder = experiments.test_folder(MAPPED, config)
+    x = load_folder(folder / "testA", config.image_size, limit=3)
+    truth = load_folder(folder / "testA_gt", config.image_size, limit=3)
+    real = score_map(trained.model, truth, "AtoB", x)
+    fake = score_map(trained.model, trained.model.translate(x, "AtoB").cpu(), "AtoB", x)
+    step = (experiments.D_MAP_RANGE[1] - experiments.D_MAP_RANGE[0]) / 255
+    assert maps["real"].shape == real.shape and maps["fake"].shape == fake.shape and real.shape[0] == 3
+    assert (maps["real"] - real.clamp(*experiments.D_MAP_RANGE)).abs().max() <= step / 2 + 1e-6
+    assert (maps["fake"] - fake.clamp(*experiments.D_MAP_RANGE)).abs().max() <= step / 2 + 1e-6
+    with pytest.raises(ValueError, match="kept no discriminator maps"):
+        experiments.Results(MAPPED, "ci", {}, tmp_path).d_maps("a")              # no stored run
