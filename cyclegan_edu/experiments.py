@@ -28,6 +28,7 @@ to (their results go to ``$CYCLEGAN_EDU_RUNS/results/<preset>``, never over the 
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -285,6 +286,7 @@ def _train_and_record(experiment: Experiment, preset: str, variant: Variant, see
     import torch
     from . import __version__, evaluation
     from .train import Trainer
+    commit = _code_commit()
     threads = torch.get_num_threads()
     torch.set_num_threads(THREADS)
     try:
@@ -319,7 +321,7 @@ def _train_and_record(experiment: Experiment, preset: str, variant: Variant, see
         **({"dynamics": dynamics} if dynamics is not None else {}),
         **({"d_maps": {"rows": list(maps), "images": experiment.d_maps, "range": list(D_MAP_RANGE)}}
            if maps is not None else {}),
-        "package_version": __version__, "git": _git_commit(), "machine": where,
+        "package_version": __version__, "git": commit, "machine": where,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     path.mkdir(parents=True, exist_ok=True)
@@ -514,6 +516,13 @@ def machine(config: Config) -> dict:
     return {"device": device.type if device.type != "cuda" else torch.cuda.get_device_name(device),
             "cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__,
             "python": platform.python_version(), "autocast": str(dtype).replace("torch.", "") if dtype else "fp32"}
+
+
+@functools.lru_cache(maxsize=1)
+def _code_commit() -> str | None:
+    """The commit of the code this process runs: read once, at its first run (a CLI run starts right after
+    importing the package), so that commits made while a run trains do not end up in its record."""
+    return _git_commit()
 
 
 def _git_commit(root: Path | None = None) -> str | None:

@@ -438,3 +438,14 @@ def test_declared_d_maps_are_kept_for_the_first_seed_and_read_back(tmp_path, mon
     assert (maps["fake"] - fake.clamp(*experiments.D_MAP_RANGE)).abs().max() <= step / 2 + 1e-6
     with pytest.raises(ValueError, match="kept no discriminator maps"):
         experiments.Results(MAPPED, "ci", {}, tmp_path).d_maps("a")              # no stored run
+
+
+def test_a_run_records_the_commit_of_the_code_it_imported(monkeypatch):
+    """Read once per process, at its first run: a commit made while a run trains is not the run's."""
+    commits = iter(["abc123", "def456"])
+    monkeypatch.setattr(experiments, "_git_commit", lambda root=None: next(commits))
+    experiments._code_commit.cache_clear()
+    try:
+        assert experiments._code_commit() == "abc123" and experiments._code_commit() == "abc123"
+    finally:
+        experiments._code_commit.cache_clear()
