@@ -54,6 +54,13 @@ TEXTURE_TASKS = ("shapes", "labels")    # sharpness and checkerboard against the
 PROBE_TASKS = ("labels",)               # tasks whose CycleGAN runs are probed for a hidden signal (chapter 3)
 PROBE_NOISE = 0.03                      # its noise: about 4 grey levels of an 8-bit image, hardly visible
 N_SAMPLES = 6            # test images per direction in a run's sample sheet
+# The paper's FCN scores on Cityscapes (Zhu et al. 2017, Table 4: labels → photo, Table 5: photo → labels),
+# as (per-pixel accuracy, per-class accuracy, class IoU), for the rows the book's labels task reproduces
+# (chapters 2 and 3). Other rows of those tables are not quoted here.
+PAPER_FCN_SCORES = {
+    "labels → photo": {"GAN alone": (0.51, 0.11, 0.08), "CycleGAN": (0.52, 0.17, 0.11), "pix2pix": (0.71, 0.25, 0.18)},
+    "photo → labels": {"GAN alone": (0.53, 0.11, 0.07), "CycleGAN": (0.58, 0.22, 0.16), "pix2pix": (0.85, 0.40, 0.32)},
+}
 FASHION_TARGETS = {"sneaker2boot": ("Sneaker", "Ankle boot"), "pullover2coat": ("Pullover", "Coat"),
                    "tshirt2shirt": ("T-shirt/top", "Shirt")}
 
