@@ -21,6 +21,9 @@ of each domain. What it measures, per direction (``G``: A → B, ``F``: B → A)
   1 = as detailed, below = blurrier), and ``checkerboard``, the share of the outputs' variation that repeats
   every 4 px (:func:`~cyclegan_edu.metrics.checkerboard_energy`, the artefact of transposed convolutions),
   to be read against the truth's own (chapter 5);
+* on ``shapes`` (:data:`DISTANCE_TASKS`) also ``distance corr``: how well the distances between the outputs
+  follow the distances between their inputs (:func:`~cyclegan_edu.metrics.distance_correlation`, DistanceGAN's
+  observation, chapter 9);
 * ``cycle L1``, the reconstruction error of Eq. 2, per direction;
 * on ``labels`` also ``cycle L1, noisy``: the cycle's error when the translation is perturbed by
   Gaussian noise of standard deviation :data:`PROBE_NOISE` before the way back, the probe of
@@ -48,9 +51,10 @@ VERSION = 1
 TASK_VERSIONS = {"seasons": 2,          # 2: change and identity L1 added (chapter 4)
                  "tint": 2,             # 2: scored like seasons (chapter 4)
                  "labels": 3,           # 2: cycle L1, noisy added (chapter 3); 3: sharpness, checkerboard
-                 "shapes": 2}           # 2: sharpness, checkerboard added (chapter 5)
+                 "shapes": 3}           # 2: sharpness, checkerboard added (chapter 5); 3: distance corr
 COLOUR_TASKS = ("seasons", "tint")      # hue drift, change and the identity path are scored (chapter 4)
 TEXTURE_TASKS = ("shapes", "labels")    # sharpness and checkerboard against the truth are scored (chapter 5)
+DISTANCE_TASKS = ("shapes",)            # DistanceGAN's distance correlation is scored (chapter 9)
 PROBE_TASKS = ("labels",)               # tasks whose CycleGAN runs are probed for a hidden signal (chapter 3)
 PROBE_NOISE = 0.03                      # its noise: about 4 grey levels of an 8-bit image, hardly visible
 N_SAMPLES = 6            # test images per direction in a run's sample sheet
@@ -111,6 +115,8 @@ def evaluate(model, folder: str | os.PathLike, task: str, size: int, model_kind:
         if task in TEXTURE_TASKS:
             scores[f"{name} sharpness"] = metrics.detail_energy(fake) / metrics.detail_energy(images[f"{source}_gt"])
             scores[f"{name} checkerboard"] = metrics.checkerboard_energy(fake)
+        if task in DISTANCE_TASKS:
+            scores[f"{name} distance corr"] = metrics.distance_correlation(images[source], fake)
         if task in COLOUR_TASKS:   # the identity path: this generator fed a real image of its output domain
             scores[f"{name} identity L1"] = metrics.l1(_translate(model, images[target], way), images[target])
     if model_kind == "cyclegan":

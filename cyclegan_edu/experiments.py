@@ -192,6 +192,12 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                 Variant("lrD10", "D's learning rate × 10", {"lr_D": 2e-3}),
                 Variant("lrD10-sn", "D's learning rate × 10, spectral norm", {"lr_D": 2e-3, "spectral_norm": True})),
                steps=2500, dynamics_every=25),
+    # Chapter 9: beyond CycleGAN on the task of chapter 0 (whose runs are CycleGAN at the same budget): the
+    # one-sided DistanceGAN (G alone, no F, no cycle) and CycleGAN with a perceptual cycle loss.
+    Experiment("ch9-beyond", 9, "shapes", "DistanceGAN (one-sided) and a perceptual cycle loss",
+               (Variant("distancegan", "DistanceGAN (G only)", {"lambda_identity": 0.0}, model="distancegan"),
+                Variant("perceptual", "CycleGAN, perceptual cycle loss", {"cycle_loss": "perceptual"})),
+               steps=2500),
 ]}
 
 

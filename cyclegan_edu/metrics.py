@@ -251,6 +251,23 @@ def detail_energy(images: torch.Tensor, block: int = 4) -> float:
     return float(((x - smooth) ** 2).mean())
 
 
+def distance_correlation(inputs: torch.Tensor, outputs: torch.Tensor) -> float:
+    """Pearson's correlation between the distances of every pair of inputs, ``mean |x_i − x_j|``, and the
+    distances of their outputs, ``mean |G(x_i) − G(x_j)|``: DistanceGAN's observation (Benaim and Wolf
+    2017, Fig. 1) that a good translation keeps which images are close to which. 1: the outputs' distances
+    are an increasing linear function of the inputs'; 0: unrelated (a collapsed or shuffling generator).
+    Chapter 9."""
+    from .distancegan import pairwise_distances
+    if len(inputs) != len(outputs) or len(inputs) < 3:
+        raise ValueError(f"distance_correlation needs the same number (at least 3) of inputs and outputs, "
+                         f"got {len(inputs)} and {len(outputs)}")
+    a = pairwise_distances(inputs.detach().cpu().float()).double()
+    b = pairwise_distances(outputs.detach().cpu().float()).double()
+    a, b = a - a.mean(), b - b.mean()
+    denominator = float(a.norm() * b.norm())
+    return float((a * b).sum()) / denominator if denominator > 0 else 0.0
+
+
 def color_drift(x: torch.Tensor, gt: torch.Tensor) -> float:
     """How far the colours turned, in degrees on the colour wheel (0–180).
 

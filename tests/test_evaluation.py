@@ -95,6 +95,8 @@ def test_texture_tasks_score_sharpness_and_checkerboard_against_the_truth(monkey
     truth = load_folder(folder / "testA_gt", 32)
     assert scores["G sharpness"] == pytest.approx(1.0) and scores["F sharpness"] == pytest.approx(1.0)
     assert scores["G checkerboard"] == pytest.approx(metrics.checkerboard_energy(truth))
+    x = load_folder(folder / "testA", 32)
+    assert scores["G distance corr"] == pytest.approx(metrics.distance_correlation(x, truth))
 
     class Blurred(Oracle):
         def translate(self, x, direction):

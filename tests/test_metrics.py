@@ -330,3 +330,17 @@ def test_detail_energy_of_hand_made_images():
     assert metrics.detail_energy(stripes, block=2) == pytest.approx(0.0625)
     with pytest.raises(ValueError, match="block=3: must be at least 2 and divide the image size"):
         metrics.detail_energy(stripes, block=3)
+
+
+def test_distance_correlation_of_hand_made_translations():
+    """1 for a translation that scales every distance (a brightness change keeps which images are close),
+    about 0 for one that sends all inputs to random, unrelated outputs, and 0 for a collapse."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(12, 3, 8, 8, generator=g) * 2 - 1
+    assert metrics.distance_correlation(x, 0.5 * x) == pytest.approx(1.0)
+    assert metrics.distance_correlation(x, -x + 0.2) == pytest.approx(1.0)          # a mirror: same distances
+    unrelated = torch.rand(12, 3, 8, 8, generator=g) * 2 - 1
+    assert abs(metrics.distance_correlation(x, unrelated)) < 0.4
+    assert metrics.distance_correlation(x, x[:1].expand_as(x)) == 0.0                # one output for all
+    with pytest.raises(ValueError, match="at least 3"):
+        metrics.distance_correlation(x[:2], x[:2])
