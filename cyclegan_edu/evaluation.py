@@ -24,6 +24,12 @@ of each domain. What it measures, per direction (``G``: A → B, ``F``: B → A)
 * on ``shapes`` (:data:`DISTANCE_TASKS`) also ``distance corr``: how well the distances between the outputs
   follow the distances between their inputs (:func:`~cyclegan_edu.metrics.distance_correlation`, DistanceGAN's
   observation, chapter 9);
+* on ``reshape`` (chapter 8), where the truth changes the objects' outline (ellipses ↔ squares): ``mask IoU``,
+  the IoU of the outputs' objects with the truth's, and ``mask IoU to input``, with the input's (a translator
+  that recolours but keeps the outline scores about 0.5 and 1);
+* on ``distractor`` (chapter 8), for G only: ``distractor change``, ``distractor striped`` and ``animals
+  striped``, what G does to a rock that no B image shows and the truth leaves as it is (the rider that
+  horse2zebra stripes);
 * ``cycle L1``, the reconstruction error of Eq. 2, per direction;
 * on ``labels`` also ``cycle L1, noisy``: the cycle's error when the translation is perturbed by
   Gaussian noise of standard deviation :data:`PROBE_NOISE` before the way back, the probe of
@@ -159,6 +165,13 @@ def _task_scores(task: str, folder: Path, size: int, way: str, fake: torch.Tenso
     if task == "shapes":
         from .domains.procedural import object_mask
         return {"mask IoU": metrics.mask_iou(object_mask(fake, target), object_mask(images[f"{source}_gt"], target))}
+    if task == "reshape":          # a change of shape: whose outline does G(x) have, the truth's or its input's?
+        from .domains.procedural import reshape_mask
+        made = reshape_mask(fake)
+        return {"mask IoU": metrics.mask_iou(made, reshape_mask(images[f"{source}_gt"])),
+                "mask IoU to input": metrics.mask_iou(made, reshape_mask(images[source]))}
+    if task == "distractor":
+        return _distractor_scores(folder, size, fake, images) if way == "AtoB" else {}
     if task in COLOUR_TASKS:
         return {"hue drift": metrics.color_drift(fake, images[f"{source}_gt"]),
                 "change": metrics.input_change(fake, images[source])}
@@ -166,6 +179,20 @@ def _task_scores(task: str, folder: Path, size: int, way: str, fake: torch.Tenso
         fashion = judges.fashion_judge(32, progress=False)
         return {"judged target": fashion.success_rate(fake, FASHION_TARGETS[task]["AB".index(target)])}
     return {}
+
+
+def _distractor_scores(folder: Path, size: int, fake: torch.Tensor, images: dict[str, torch.Tensor]) -> dict[str, float]:
+    """What G does to the rock that no B image showed (it stays exactly as it is in the truth), over the
+    test images that hold one: ``distractor change``, the mean change of its pixels (the truth's: 0);
+    ``distractor striped``, its detail energy over the true zebras' (the truth's: about 0.01, the rock's
+    own grain; 1: striped like a zebra); and ``animals striped``, the animals' detail energy over the
+    true zebras' (1: as striped as the truth)."""
+    from .domains.procedural import ANIMAL, ROCK, read_parts
+    parts = read_parts(folder / "testA_parts", size)
+    zebras = metrics.region_detail_energy(images["A_gt"], parts == ANIMAL)
+    return {"distractor change": metrics.region_change(fake, images["A"], parts == ROCK),
+            "distractor striped": metrics.region_detail_energy(fake, parts == ROCK) / zebras,
+            "animals striped": metrics.region_detail_energy(fake, parts == ANIMAL) / zebras}
 
 
 def samples(model, folder: str | os.PathLike, size: int, model_kind: str = "cyclegan",

@@ -198,6 +198,13 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                (Variant("distancegan", "DistanceGAN (G only)", {"lambda_identity": 0.0}, model="distancegan"),
                 Variant("perceptual", "CycleGAN, perceptual cycle loss", {"cycle_loss": "perceptual"})),
                steps=2500),
+    # Chapter 8: what the cycle hides, with the paper's model and defaults. A change of shape (ellipses ↔
+    # squares), which the paper's §6 found it cannot make, scored on the outline as well as the pixels ...
+    Experiment("ch8-reshape", 8, "reshape", "CycleGAN on ellipses ↔ squares: a change of shape",
+               (Variant("cyclegan", "CycleGAN"),), steps=2500),
+    # ... and dataset bias, §6's striped rider: a rock in half the plain-animal scenes and in no striped one.
+    Experiment("ch8-distractor", 8, "distractor", "CycleGAN on plain ↔ striped animals, with a rock no zebra scene has",
+               (Variant("cyclegan", "CycleGAN"),), steps=2500),
 ]}
 
 

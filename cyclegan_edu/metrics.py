@@ -14,6 +14,8 @@ test image, so we can also measure plain distances to it:
   consistency (Eq. 2), mode collapse (the problem the cycle loss addresses, §1 and §3.2), hue
   changes (the identity loss, §5.2);
 * :func:`checkerboard_energy`: the checkerboard artifacts of transposed convolutions (chapter 5);
+* :func:`region_change`, :func:`region_detail_energy`: what a translation does inside one region (the
+  distractor task's rock, chapter 8);
 * :func:`frechet_distance`: the distance between two Gaussians fitted to features (the idea of FID);
 * :func:`score_against_truth`: all the ground-truth numbers for a model on a task folder.
 """
@@ -249,6 +251,37 @@ def detail_energy(images: torch.Tensor, block: int = 4) -> float:
     means = torch.nn.functional.avg_pool2d(x, block)
     smooth = means.repeat_interleave(block, -2).repeat_interleave(block, -1)
     return float(((x - smooth) ** 2).mean())
+
+
+def _check_region(images: torch.Tensor, mask: torch.Tensor, what: str) -> torch.Tensor:
+    if images.dim() != 4 or mask.shape != (images.shape[0], *images.shape[-2:]):
+        raise ValueError(f"{what} takes (N, C, H, W) images and an (N, H, W) mask, got shapes "
+                         f"{tuple(images.shape)} and {tuple(mask.shape)}")
+    return mask.detach().cpu().bool()
+
+
+def region_change(outputs: torch.Tensor, inputs: torch.Tensor, mask: torch.Tensor) -> float:
+    """How far a translation moves its inputs inside a region: the mean absolute difference ([-1, 1]
+    units, over the region's pixels of every image and the channels) where ``mask`` ((N, H, W) bool) is
+    True. The distractor task's rock, which the true translation leaves exactly as it is (chapter 8).
+    NaN when the region is empty."""
+    _check_pair(outputs, inputs, "region_change")
+    mask = _check_region(outputs, mask, "region_change")
+    difference = (outputs.detach().cpu().double() - inputs.detach().cpu().double()).abs().mean(1)
+    return float(difference[mask].mean()) if mask.any() else float("nan")
+
+
+def region_detail_energy(images: torch.Tensor, mask: torch.Tensor) -> float:
+    """The energy of the finest detail inside a region: the mean square ([-1, 1] units) of each image
+    minus its 3×3 local mean, over the pixels whose 3×3 neighbourhood lies wholly inside ``mask``
+    ((N, H, W) bool), so that the region's own outline does not count; stripes and texture do, a flat
+    or smoothly shaded region hardly. NaN when no pixel qualifies. Chapter 8: is the rock striped?"""
+    mask = _check_region(images, mask, "region_detail_energy")
+    x = images.detach().cpu().double()
+    local = torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+    interior = -torch.nn.functional.max_pool2d(-mask[:, None].double(), 3, stride=1, padding=1)[:, 0] > 0.5
+    energy = ((x - local) ** 2).mean(1)
+    return float(energy[interior].mean()) if interior.any() else float("nan")
 
 
 def distance_correlation(inputs: torch.Tensor, outputs: torch.Tensor) -> float:

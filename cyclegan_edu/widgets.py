@@ -8,6 +8,8 @@ Two kinds of interactivity, because the book is read in two ways:
   switch precomputed images and numbers in any browser, on the published site with no kernel, in
   Colab and in Jupyter. (An ipywidgets slider saved into a page is drawn, but moves nothing without a
   kernel.)
+* :func:`real_or_fake_quiz` is plain HTML too: the paper's perceptual study (§5.1.1) in miniature, a
+  sequence of real/fake pairs to click through, with the reader's fooling rate kept by its buttons.
 * :func:`retrain_panel` and :func:`live_dashboard` (:mod:`~cyclegan_edu.dashboard`) are ipywidgets
   that call the trainer, for a reader with a running kernel. Only core widgets are used, so they work
   on ipywidgets 7 (Colab) and 8. ipywidgets is imported inside them only: training code (and the
@@ -308,6 +310,128 @@ def patchgan_explorer(image: torch.Tensor, sizes: Sequence[int] = (64, 128, 256)
     if start is None:
         start = (list(choices).index(3) if 3 in choices else 0, len(sizes) // 2)
     return _explorer(frames, axes, start, title)
+
+
+# --- the real-or-fake quiz (the paper's perceptual study, in miniature) -------------------------
+
+QUIZ_MIN_PX = 128   # the quiz draws each image at least this many pixels wide on screen
+
+# The quiz's one mechanism, the quiz's click handler: every pair is a ``cg-trial`` in the page, its
+# fake's side in ``data-fake`` and the reader's pick, once made, in ``data-picked``. A click on an
+# image sets it, a click on restart clears them all; then the quiz is redrawn from those attributes
+# alone: the first unpicked pair is shown, the others hidden; the line about the last pick; the tally
+# (and the judge's over the same pairs, where its picks are given); at the end the summary. No
+# library, no kernel.
+_QUIZ_JS = (
+    "var b=event.target.closest('.cg-pick,.cg-restart');if(!b)return;"
+    "var q=this,ts=[].slice.call(q.querySelectorAll('.cg-trial')),n=ts.length;"
+    "if(b.classList.contains('cg-restart'))ts.forEach(function(t){delete t.dataset.picked;});"
+    "else b.closest('.cg-trial').dataset.picked=b.dataset.side;"
+    "var done=ts.filter(function(t){return t.dataset.picked;}),d=done.length,judged='judge' in q.dataset,"
+    "fooled=done.filter(function(t){return t.dataset.picked===t.dataset.fake;}).length,"
+    "judge=done.filter(function(t){return t.dataset.judge==='1';}).length,last=done[d-1];"
+    "function pct(k,m){return m?(100*k/m).toFixed(1)+' %':'–';}"
+    "ts.forEach(function(t,i){t.style.display=i===d?'':'none';});"
+    "q.querySelector('.cg-feedback').textContent=last?'Pair '+d+': '+(last.dataset.picked===last.dataset.fake"
+    "?'fooled, the '+last.dataset.picked+' image was the fake.':'right, the '+last.dataset.picked+' image was real.')"
+    "+(judged?(last.dataset.judge==='1'?' The judge was fooled by this pair.':' The judge was not fooled by it.'):''):'';"
+    "q.querySelector('.cg-tally').textContent=d+' of '+n+' pairs done · fooled on '+fooled"
+    "+' · your fooling rate '+pct(fooled,d)+(judged?' · the judge on the same pairs: fooled on '+judge"
+    "+', '+pct(judge,d):'');"
+    "var s=q.querySelector('.cg-summary');s.style.display=d<n?'none':'';"
+    "s.textContent=d<n?'':'Done. You were fooled on '+fooled+' of '+n+' pairs ('+pct(fooled,n)+')'"
+    "+(judged?'; the judge on '+judge+' of '+n+' ('+pct(judge,n)+')':'')"
+    "+'. Picking at random is fooled on half the pairs on average (50 %).';")
+
+
+def _image_png(image: torch.Tensor) -> str:
+    """One (C, H, W) image in [-1, 1] as a base64 PNG of its own pixels (8 bits per channel)."""
+    from .data import to_image
+    buffer = io.BytesIO()
+    to_image(image).save(buffer, format="PNG", optimize=True)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _check_quiz_images(name: str, images) -> torch.Tensor:
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] not in (1, 3) \
+            or len(images) == 0:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"{name}: need a (N, C, H, W) tensor of N >= 1 images in [-1, 1] with C = 1 or 3, got {shape}")
+    return images
+
+
+def quiz_order(n: int, seed: int = 0) -> list[bool]:
+    """Which side holds the fake in each of the ``n`` pairs of :func:`real_or_fake_quiz` with ``seed``:
+    True for the left. A fair coin per pair, the same for the same ``n`` and ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 2, (n,), generator=generator).bool().tolist()
+
+
+def real_or_fake_quiz(real: torch.Tensor, fake: torch.Tensor, judge_picks=None,
+                      title: str = "Real or fake? Click the image you think is real", seed: int = 0,
+                      px: int = 160):
+    """The paper's perceptual study in miniature, in plain HTML/JS that needs no kernel (Zhu et al. 2017,
+    §5.1.1, "AMT perceptual studies": participants see a sequence of pairs, one real image and one
+    generated, side by side in random order, and click the one they think is real; the *fooling rate*
+    is the share of pairs in which they picked the fake).
+
+    Pair i puts ``real[i]`` beside ``fake[i]`` ((N, C, H, W) tensors in [-1, 1], the same shape), the
+    fake on the side that ``seed`` draws (:func:`quiz_order`). The reader clicks an image; the quiz says
+    whether it was the real one, shows the next pair and keeps the tally: pairs done, times fooled,
+    the fooling rate; at the end it compares it with chance (50 %) and, if ``judge_picks`` is given (N
+    booleans: did an automatic judge pick pair i's *fake* as the real one?), with the judge's fooling
+    rate on the same pairs. A restart button starts again. The images are drawn ``px`` pixels wide,
+    small ones enlarged without smoothing. (The page holds the answers: a quiz to learn from, not an exam.)
+    Returns an ``IPython.display.HTML``: make it a cell's last expression.
+    """
+    from IPython.display import HTML
+    real, fake = _check_quiz_images("real", real), _check_quiz_images("fake", fake)
+    if fake.shape != real.shape:
+        raise ValueError(f"fake: must have the shape of real, {tuple(real.shape)} (pair i is real[i] beside "
+                         f"fake[i]), got {tuple(fake.shape)}")
+    n = len(real)
+    if judge_picks is not None:
+        try:
+            picks = torch.as_tensor(judge_picks)
+        except (TypeError, ValueError, RuntimeError):
+            picks = None
+        if picks is None or picks.dtype != torch.bool or picks.shape != (n,):
+            got = f"{picks.dtype} of shape {tuple(picks.shape)}" if picks is not None else type(judge_picks).__name__
+            raise ValueError(f"judge_picks: need {n} booleans, one per pair (True where the judge picked the fake "
+                             f"as real), got {got}")
+        judge_picks = picks.tolist()
+    if isinstance(seed, bool) or not isinstance(seed, Integral):
+        raise ValueError(f"seed={seed!r}: need a whole number (it draws which side holds the fake)")
+    if isinstance(px, bool) or not isinstance(px, Integral) or px < QUIZ_MIN_PX:
+        raise ValueError(f"px={px!r}: draw the images at least {QUIZ_MIN_PX} pixels wide, so that they can be judged")
+    height = round(px * real.shape[2] / real.shape[3])
+    style = f"width:{px}px;height:{height}px;image-rendering:pixelated;display:block"
+    trials = []
+    for i, fake_left in enumerate(quiz_order(n, seed)):
+        shown = zip(("left", "right"), (fake[i], real[i]) if fake_left else (real[i], fake[i]))
+        buttons = "".join(
+            f"<button class='cg-pick' type='button' data-side='{side}' aria-label='the {side} image is real' "
+            f"style='padding:2px;border:1px solid #bbb;background:none;cursor:pointer'>"
+            f"<img alt='{side} image' style='{style}' src='data:image/png;base64,{_image_png(image)}'></button>"
+            for side, image in shown)
+        judge = "" if judge_picks is None else f" data-judge='{int(judge_picks[i])}'"
+        hidden = "" if i == 0 else " style='display:none'"
+        trials.append(f"<div class='cg-trial' data-fake='{'left' if fake_left else 'right'}'{judge}{hidden}>"
+                      f"<div style='color:#555'>Pair {i + 1} of {n}</div>"
+                      f"<div style='display:flex;gap:12px;flex-wrap:wrap'>{buttons}</div></div>")
+    # before any click: what the script draws with no pick made
+    tally = f"0 of {n} pairs done · fooled on 0 · your fooling rate –"
+    if judge_picks is not None:
+        tally += " · the judge on the same pairs: fooled on 0, –"
+    return HTML(
+        f"<div class='cg-quiz'{'' if judge_picks is None else ' data-judge'} "
+        f"onclick=\"{html.escape(_QUIZ_JS, quote=True)}\" style='border:1px solid #ccc;padding:8px;border-radius:6px;max-width:100%'>"
+        + (f"<div style='font-weight:bold'>{html.escape(title)}</div>" if title else "")
+        + "".join(trials)
+        + "<div class='cg-feedback' style='min-height:1.4em;margin-top:6px'></div>"
+        f"<div class='cg-tally' style='font-size:90%'>{tally}</div>"
+        "<div class='cg-summary' style='display:none;font-weight:bold'></div>"
+        "<button class='cg-restart' type='button' style='margin-top:6px'>restart</button></div>")
 
 
 def retrain_panel(train: Callable[[float], object], show: Callable[[object], None], values: Sequence[float],

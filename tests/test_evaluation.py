@@ -6,6 +6,7 @@ import torch
 
 from cyclegan_edu import domains, evaluation, experiments, judges, metrics
 from cyclegan_edu.data import load_folder
+from cyclegan_edu.domains import procedural
 
 
 class Identity:
@@ -106,3 +107,54 @@ def test_texture_tasks_score_sharpness_and_checkerboard_against_the_truth(monkey
     x = load_folder(folder / "testA", 32)
     copier = evaluation.evaluate(Identity(), folder, "shapes", 32)
     assert copier["G sharpness"] == pytest.approx(metrics.detail_energy(x) / metrics.detail_energy(truth))
+
+
+def test_reshape_scores_whose_outline_the_outputs_have(monkeypatch, tmp_path):
+    """The truth changes the objects' outline: the oracle has the truth's (IoU 1) and not the input's; a
+    copier, like a translator that only recolours, has the input's (IoU 1) and about half the truth's."""
+    folder = domains.generate("reshape", tmp_path / "reshape", size=32, n_train=1, n_test=6, seed=1)
+    monkeypatch.setattr(judges, "domain_judge", lambda *a, **k: MeanColourJudge())
+    truth = evaluation.evaluate(Oracle(folder, 32), folder, "reshape", 32)
+    copier = evaluation.evaluate(Identity(), folder, "reshape", 32)
+    for name in ("G", "F"):
+        assert truth[f"{name} mask IoU"] == 1 and truth[f"{name} mask IoU to input"] < 0.6
+        assert copier[f"{name} mask IoU to input"] == 1 and copier[f"{name} mask IoU"] < 0.6
+    assert copier["G mask IoU"] == pytest.approx(truth["G mask IoU to input"])       # the same two outlines
+
+    class Recolour(Identity):            # the ground made the target's: the colours right, the outline not
+        def translate(self, x, direction):
+            ground = ~procedural.reshape_mask(x)[:, None]
+            target = load_folder(folder / f"test{direction[0]}_gt", 32).mean((0, 2, 3))[:, None, None]
+            return torch.where(ground, target, x)
+    recoloured = evaluation.evaluate(Recolour(), folder, "reshape", 32)
+    assert recoloured["G L1 to truth"] < copier["G L1 to truth"]
+    assert recoloured["G mask IoU"] == pytest.approx(copier["G mask IoU"])
+
+
+def stripes_everywhere(images: torch.Tensor) -> torch.Tensor:
+    """Black and white stripes 2 px wide, as the zebras' at 32 px, over the whole of each image."""
+    stripes = (torch.arange(images.shape[-1]) // 2 % 2).float() * 1.8 - 0.9
+    return stripes.expand_as(images).clone()
+
+
+def test_distractor_scores_what_G_does_to_the_rock(monkeypatch, tmp_path):
+    """The truth leaves the rock as it is (change 0, its own faint texture); a translator that stripes the
+    rock changes it and stripes it like a zebra; F, from B where no rock is, gets no such score."""
+    folder = domains.generate("distractor", tmp_path / "distractor", size=32, n_train=1, n_test=8, seed=1)
+    parts = procedural.read_parts(folder / "testA_parts", 32)
+    assert 2 <= int((parts == procedural.ROCK).flatten(1).any(1).sum()) <= 6      # test images with and without
+    monkeypatch.setattr(judges, "domain_judge", lambda *a, **k: MeanColourJudge())
+    truth = evaluation.evaluate(Oracle(folder, 32), folder, "distractor", 32)
+    assert truth["G distractor change"] == 0 and truth["G distractor striped"] < 0.05
+    assert truth["G animals striped"] == 1 and "F distractor change" not in truth
+
+    class StripeTheRock(Oracle):         # the right translation, and stripes on the rock as well
+        def translate(self, x, direction):
+            out = super().translate(x, direction)
+            rock = (out == x).all(1, keepdim=True)            # the pixels the truth does not change
+            return torch.where(rock, stripes_everywhere(out), out)
+    striped = evaluation.evaluate(StripeTheRock(folder, 32), folder, "distractor", 32)
+    assert striped["G distractor change"] > 0.5 and striped["G distractor striped"] > 0.5
+    assert striped["G animals striped"] == 1
+    copier = evaluation.evaluate(Identity(), folder, "distractor", 32)
+    assert copier["G distractor change"] == 0 and copier["G animals striped"] < 0.05

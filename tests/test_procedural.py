@@ -14,7 +14,7 @@ from cyclegan_edu.data import load_folder
 from cyclegan_edu.domains import procedural as P
 from cyclegan_edu.metrics import mask_iou
 
-TASKS = ("shapes", "labels", "seasons", "tint")
+TASKS = ("shapes", "labels", "seasons", "tint", "reshape", "distractor")
 
 
 def tensor(array: np.ndarray) -> torch.Tensor:
@@ -36,7 +36,7 @@ def built(tmp_path_factory):
 @pytest.mark.parametrize("name", TASKS)
 def test_layout_counts_and_sizes(built, name):
     folder = built[name]
-    truth = {"shapes": "mask", "labels": "labels"}.get(name)
+    truth = {"shapes": "mask", "labels": "labels", "distractor": "parts"}.get(name)
     expected = {"trainA": 4, "trainB": 4, "testA": 3, "testB": 3, "testA_gt": 3, "testB_gt": 3}
     if truth:
         expected.update({f"testA_{truth}": 3, f"testB_{truth}": 3})
@@ -155,6 +155,69 @@ def test_seasons_change_the_ground_not_the_houses():
         for cls in (P.BUILDING, P.ROAD):
             assert change[labels == cls].mean() < 15          # the colder light and the grain only
         assert change[labels == P.GRASS].mean() > 60          # grass under snow
+
+
+def test_reshape_changes_the_outline_and_nothing_else_of_each_object():
+    """Ellipse in A, square in B: the same centre, area and colour, an outline the input's does not give
+    (IoU about 0.5); reshape_mask finds exactly the drawn objects in both domains."""
+    size = 64
+    for i in range(20):
+        scene = P.make_scene("reshape", 0, "testA", i)
+        a, b = (P.render("reshape", scene, d, size) for d in "AB")
+        for domain, image in (("A", a), ("B", b)):
+            assert torch.equal(P.reshape_mask(tensor(image))[0], torch.from_numpy(P.token_mask(scene, domain, size)))
+        assert 1 <= len(scene.tokens) <= 3
+        y, x = P._grid(size)
+        for token in scene.tokens:
+            ellipse, square = token.inside(y, x, "A"), token.inside(y, x, "B")
+            assert abs(int(square.sum()) - int(ellipse.sum())) < 0.08 * ellipse.sum()        # the same area
+            assert abs(y[square].mean() - y[ellipse].mean()) < 0.5 / size                      # the same centre
+            assert abs(x[square].mean() - x[ellipse].mean()) < 0.5 / size
+            assert 0.45 < (ellipse & square).sum() / (ellipse | square).sum() < 0.56           # another outline
+            hues = [colorsys.rgb_to_hsv(*(im[m].mean(0) / 255))[0] for im, m in ((a, ellipse), (b, square))]
+            assert min(abs(hues[0] - hues[1]), 1 - abs(hues[0] - hues[1])) * 360 < 3          # the same colour
+        ground = ~P.token_mask(scene, "A", size) & ~P.token_mask(scene, "B", size)
+        assert np.abs(a[ground].mean(0) - b[ground].mean(0)).max() > 20                        # the ground changes
+
+
+def test_distractor_rocks_are_in_A_scenes_only_and_the_truth_keeps_them():
+    with_rock = [P.make_scene("distractor", 0, "trainA", i).rock is not None for i in range(200)]
+    assert 0.35 < np.mean(with_rock) < 0.6
+    for split in ("trainB", "testB"):                 # no zebra scene shows a rock, train or test
+        assert all(P.make_scene("distractor", 0, split, i).rock is None for i in range(100))
+    seen = 0
+    for i in range(30):
+        scene = P.make_scene("distractor", 2, "testA", i)
+        a, b = (P.render("distractor", scene, d, 64) for d in "AB")
+        parts = P.distractor_parts(scene, 64)
+        shapes = P.make_scene("shapes", 2, "testA", i)
+        assert scene.shapes == shapes                  # the animals of the shapes task's scene
+        assert np.array_equal(a[parts != P.ROCK], P.render("shapes", shapes, "A", 64)[parts != P.ROCK])
+        if scene.rock is None:
+            assert not (parts == P.ROCK).any()
+            continue
+        seen += 1
+        rock = parts == P.ROCK
+        assert 40 < rock.sum() < 400
+        assert np.array_equal(a[rock], b[rock])        # the truth leaves the rock exactly as it is
+        assert (a[~rock] == b[~rock]).all(-1).mean() < 0.01                       # everything else changes
+        near = np.pad(rock, 1)[:-2, 1:-1] | np.pad(rock, 1)[2:, 1:-1] | np.pad(rock, 1)[1:-1, :-2] | np.pad(rock, 1)[1:-1, 2:]
+        assert not (near & (parts == P.ANIMAL)).any()  # apart from the animals
+        rgb = a[rock].astype(float)
+        assert (rgb[:, 0] <= rgb[:, 1]).all() and np.ptp(rgb.mean(0)) < 15       # grey, never brown
+    assert seen >= 8
+
+
+def test_distractor_files_hold_the_parts_of_each_test_image(built):
+    folder = built["distractor"]
+    for split in ("testA", "testB"):
+        parts = P.read_parts(folder / f"{split}_parts", 32)
+        assert parts.shape == (3, 32, 32) and parts.dtype == torch.uint8
+        for i in range(3):
+            assert np.array_equal(parts[i].numpy(), P.distractor_parts(P.make_scene("distractor", 5, split, i), 32))
+    assert not (P.read_parts(folder / "testB_parts", 32) == P.ROCK).any()
+    with pytest.raises(ValueError, match="holds 32 px parts maps, not 64 px"):
+        P.read_parts(folder / "testA_parts", 64)
 
 
 def test_paired_layout_is_a_beside_b(tmp_path):

@@ -475,6 +475,98 @@ def test_patchgan_explorer_refuses_sizes_its_discriminators_cannot_take():
         widgets.patchgan_explorer(torch.zeros(16, 16))
 
 
+# --- the real-or-fake quiz ----------------------------------------------------------------------
+
+def quiz_images(n: int = 5, channels: int = 3, side: int = 8, seed: int = 0):
+    """``n`` real and ``n`` fake images, every one different, on the 8-bit grid (they round-trip a PNG)."""
+    g = torch.Generator().manual_seed(seed)
+    levels = torch.randint(0, 256, (2, n, channels, side, side), generator=g).float() / 127.5 - 1
+    return levels[0], levels[1]
+
+
+def quiz_trials(page: str) -> list[dict]:
+    """Each pair of a quiz page: its attributes and the images of its left and right buttons, decoded."""
+    import io
+
+    from PIL import Image
+
+    from cyclegan_edu.data import to_tensor
+    trials = []
+    for tag, attrs in Elements(page).tags:
+        if tag == "div" and "cg-trial" in attrs.get("class", "").split():
+            trials.append({"attrs": attrs, "images": []})
+        elif tag == "img":
+            encoded = attrs["src"].removeprefix("data:image/png;base64,")
+            with Image.open(io.BytesIO(base64.b64decode(encoded))) as img:
+                trials[-1]["images"].append(to_tensor(img.copy()))
+            trials[-1].setdefault("img attrs", []).append(attrs)
+    return trials
+
+
+def test_quiz_shows_each_pair_once_with_the_fake_on_the_side_its_seed_draws():
+    real, fake = quiz_images(5)
+    page = widgets.real_or_fake_quiz(real, fake, seed=3).data
+    trials = quiz_trials(page)
+    order = widgets.quiz_order(5, seed=3)
+    assert [t["attrs"]["data-fake"] for t in trials] == ["left" if left else "right" for left in order]
+    assert 0 < sum(order) < 5                                       # both sides occur in this draw
+    for i, (trial, fake_left) in enumerate(zip(trials, order)):
+        left, right = trial["images"]
+        assert torch.equal(left, fake[i] if fake_left else real[i])  # bit-exact: 8-bit PNGs of the tensors
+        assert torch.equal(right, real[i] if fake_left else fake[i])
+        assert [a["alt"] for a in trial["img attrs"]] == ["left image", "right image"]   # the alt tells nothing
+        assert all("width:160px" in a["style"] and "image-rendering:pixelated" in a["style"] for a in trial["img attrs"])
+    sources = [a["src"] for t in trials for a in t["img attrs"]]
+    assert len(set(sources)) == 10 and all(page.count(src) == 1 for src in sources)   # every image, once
+    # before any click: the first pair shows, the others wait
+    assert "style" not in trials[0]["attrs"] and all(t["attrs"]["style"] == "display:none" for t in trials[1:])
+    assert "0 of 5 pairs done · fooled on 0 · your fooling rate –<" in page
+    assert "data-judge" not in Elements(page).first("div", "cg-quiz") and not any("data-judge" in t["attrs"] for t in trials)
+
+
+def test_quiz_order_is_fixed_by_the_seed():
+    real, fake = quiz_images(8)
+    assert widgets.real_or_fake_quiz(real, fake, seed=1).data == widgets.real_or_fake_quiz(real, fake, seed=1).data
+    orders = {seed: [t["attrs"]["data-fake"] for t in quiz_trials(widgets.real_or_fake_quiz(real, fake, seed=seed).data)]
+              for seed in (0, 1)}
+    assert orders[0] != orders[1]
+    assert widgets.quiz_order(8, 0) == widgets.quiz_order(8, 0) != widgets.quiz_order(8, 1)
+
+
+def test_quiz_carries_the_judges_picks_and_escapes_its_title():
+    real, fake = quiz_images(3, channels=1)
+    page = widgets.real_or_fake_quiz(real, fake, judge_picks=[True, False, True],
+                                     title="<script>alert('real')</script> & co", px=200).data
+    parsed = Elements(page)
+    quiz = parsed.first("div", "cg-quiz")
+    assert "data-judge" in quiz and "event.target.closest('.cg-pick,.cg-restart')" in quiz["onclick"]
+    assert [t["attrs"]["data-judge"] for t in quiz_trials(page)] == ["1", "0", "1"]
+    assert [tuple(image.shape) for image in quiz_trials(page)[0]["images"]] == [(1, 8, 8)] * 2   # grey stays grey
+    assert "<script>" not in page and "&lt;script&gt;alert(&#x27;real&#x27;)&lt;/script&gt; &amp; co" in page
+    assert "width:200px;height:200px" in page
+    assert "· the judge on the same pairs: fooled on 0, –<" in page
+    assert widgets.real_or_fake_quiz(real, fake, judge_picks=torch.tensor([True, False, True])).data == \
+        widgets.real_or_fake_quiz(real, fake, judge_picks=[True, False, True]).data
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"real": torch.zeros(3, 8, 8)}, r"real: need a \(N, C, H, W\) tensor .* got \(3, 8, 8\)"),
+    ({"real": torch.zeros(0, 3, 8, 8), "fake": torch.zeros(0, 3, 8, 8)}, "real: need .* N >= 1"),
+    ({"fake": [[0.0]]}, "fake: need a .* got list"),
+    ({"fake": torch.zeros(4, 3, 8, 8)}, r"fake: must have the shape of real, \(3, 3, 8, 8\) .* got \(4, 3, 8, 8\)"),
+    ({"fake": torch.zeros(3, 3, 16, 16)}, "fake: must have the shape of real"),
+    ({"judge_picks": [True, False]}, r"judge_picks: need 3 booleans, .* got torch.bool of shape \(2,\)"),
+    ({"judge_picks": [1, 0, 1]}, "judge_picks: need 3 booleans, .* got torch.int64"),
+    ({"judge_picks": "yes"}, "judge_picks: need 3 booleans, .* got str"),
+    ({"px": 64}, "px=64: draw the images at least 128 pixels wide"),
+    ({"seed": 0.5}, "seed=0.5: need a whole number")])
+def test_quiz_refuses_bad_inputs_with_one_clear_line(changes, message):
+    real, fake = quiz_images(3)
+    args = {"real": real, "fake": fake} | changes
+    with pytest.raises(ValueError, match=message):
+        widgets.real_or_fake_quiz(**args)
+
+
 # --- the static explorers' scripts, in a browser ------------------------------------------------
 
 @pytest.mark.slow
@@ -515,3 +607,57 @@ def test_the_static_explorers_respond_in_a_browser_with_no_kernel(browser, tmp_p
         "const f = document.querySelectorAll('.cg-explorer')[1];"
         "return f.querySelector('.cg-slider').value === '1' && f.querySelector('.cg-play').textContent === '▶ play'"
         " && f.querySelector('.cg-value').textContent === 'step 6';"))
+
+
+@pytest.mark.slow
+def test_the_quiz_keeps_the_readers_fooling_rate_in_a_browser_with_no_kernel(browser, tmp_path):
+    """Chromium clicks through a quiz of 6 pairs, always on the left image: the tally, the line after each
+    pick and the summary follow from the known order (fooled where the fake was on the left) and the
+    judge's picks; restart starts again, and always clicking right is fooled on the other pairs."""
+    real, fake = quiz_images(6)
+    judge = [True, True, False, False, False, True]
+    order = widgets.quiz_order(6, seed=3)        # True: the fake is on the left (here 2 of 6; the judge: 3 of 6)
+    page = tmp_path / "quiz.html"
+    page.write_text("<!DOCTYPE html><html><head><meta charset='utf-8'></head><body>"
+                    + widgets.real_or_fake_quiz(real, fake, judge_picks=judge, seed=3).data + "</body></html>",
+                    encoding="utf-8")
+    browser.get(page.as_uri())
+
+    def text(css: str) -> str:
+        return browser.find_element("css selector", f".cg-quiz {css}").text
+
+    def visible_pairs() -> list[int]:
+        return browser.execute_script("return [...document.querySelectorAll('.cg-trial')].flatMap("
+                                      "(t, i) => t.offsetParent === null ? [] : [i]);")
+
+    def click_through(side: str) -> list[str]:
+        lines = []
+        for i in range(6):
+            assert visible_pairs() == [i]
+            image = browser.find_elements("css selector", f".cg-trial .cg-pick[data-side='{side}'] img")[i]
+            assert image.size["width"] >= widgets.QUIZ_MIN_PX
+            image.click()                                          # a real click, on the image shown
+            lines.append(text(".cg-feedback"))
+        return lines
+
+    def rate(k: int, n: int) -> str:
+        return f"{100 * k / n:.1f} %"
+
+    initial = text(".cg-tally")
+    lines = click_through("left")
+    fooled, judged = sum(order), sum(judge)
+    assert len({fooled, 6 - fooled, judged}) == 3                 # three different counts to tell apart
+    assert lines[0] == f"Pair 1: {'fooled, the left image was the fake' if order[0] else 'right, the left image was real'}." \
+        + " The judge was fooled by this pair."
+    assert lines[2].endswith("The judge was not fooled by it.")
+    assert visible_pairs() == []
+    assert text(".cg-tally") == (f"6 of 6 pairs done · fooled on {fooled} · your fooling rate {rate(fooled, 6)}"
+                                 f" · the judge on the same pairs: fooled on {judged}, {rate(judged, 6)}")
+    assert text(".cg-summary") == (f"Done. You were fooled on {fooled} of 6 pairs ({rate(fooled, 6)}); the judge on "
+                                   f"{judged} of 6 ({rate(judged, 6)}). Picking at random is fooled on half the pairs "
+                                   "on average (50 %).")
+    browser.find_element("css selector", ".cg-restart").click()
+    assert text(".cg-tally") == initial and text(".cg-feedback") == "" and not \
+        browser.find_element("css selector", ".cg-summary").is_displayed()
+    click_through("right")
+    assert text(".cg-tally").startswith(f"6 of 6 pairs done · fooled on {6 - fooled} · your fooling rate {rate(6 - fooled, 6)}")

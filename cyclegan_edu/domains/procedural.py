@@ -10,8 +10,9 @@ renderings share the geometry exactly. The task folders hold
   (different seeds), so the training data is truly unpaired, as in the paper;
 * ``testA``/``testB`` and ``testA_gt``/``testB_gt``: ``testA_gt/x.png`` is the B rendering of the scene
   of ``testA/x.png`` (and ``testB_gt`` the A rendering of ``testB``), the perfect translation;
-* per task, the truth behind each test image: ``test{A,B}_mask`` (shapes: object masks, L mode 0/255)
-  or ``test{A,B}_labels`` (labels: the class index of every pixel, L mode 0..5);
+* per task, the truth behind each test image: ``test{A,B}_mask`` (shapes: object masks, L mode 0/255),
+  ``test{A,B}_labels`` (labels: the class index of every pixel, L mode 0..5) or ``test{A,B}_parts``
+  (distractor: ground, animal or rock, L mode 0..2);
 * ``paired=True`` instead: pix2pix's ``train/`` and ``test/``, A|B side by side, made from the
   scenes of ``trainA`` and ``testA``, so pix2pix and CycleGAN are tested on the same inputs.
 
@@ -29,6 +30,13 @@ are drawn at the pixel size. The tasks:
   grey in A, the same pieces shaded and outlined in B. The hues are uniform on the colour wheel, so a
   generator that rotates every hue still makes a perfect B distribution and a perfect cycle: only the
   identity loss, or the ground truth, tells the rotation from the right answer.
+* ``reshape`` (chapter 8: a change of shape, the failure of the paper's §6, "Limitations"): 1–3 coloured
+  ellipses on blue-grey in A, the squares of the same centre, orientation, area and colour on sand in
+  B. An outline that stays an ellipse is half wrong (IoU about 0.5 with the truth's square), whatever
+  its colour; :func:`reshape_mask` finds the objects in any image.
+* ``distractor`` (chapter 8: dataset bias, §6's rider that horse2zebra stripes because no training
+  photo showed one): the scenes of ``shapes``, about half of the A scenes with a grey rock that no B scene
+  ever holds. The true translation leaves the rock exactly as it is (the same pixels in both renderings).
 """
 from __future__ import annotations
 
@@ -472,17 +480,176 @@ def tint_render(scene: TintScene, domain: str, size: int) -> np.ndarray:
     return _to_uint8(image)
 
 
+# --- reshape: ellipses (A) ↔ squares of the same centre, area and colour (B) -------------------
+
+RESHAPE_ASPECT = 2.5      # an ellipse's long axis over its short one: far from a square's 1
+RESHAPE_CHROMA = 0.35     # reshape_mask's threshold: the tokens' chroma is at least 0.5, the grounds' at most 0.2
+
+
+@dataclass(frozen=True)
+class Token:
+    """One object of the reshape task, in one colour (HSV): in A the ellipse ``body``, in B the square
+    with the same centre, orientation and area (side ``√(π·rx·ry)``)."""
+    body: Blob
+    hsv: tuple[float, float, float]
+
+    def inside(self, y: np.ndarray, x: np.ndarray, domain: str) -> np.ndarray:
+        if domain == "A":
+            return self.body.inside(y, x)
+        u, v = self.body.local(y, x)
+        return np.maximum(np.abs(u), np.abs(v)) <= np.sqrt(np.pi * self.body.rx * self.body.ry) / 2
+
+
+@dataclass(frozen=True)
+class ReshapeScene:
+    tokens: tuple[Token, ...]
+    texture_seed: int
+
+
+def reshape_scene(rng: np.random.Generator) -> ReshapeScene:
+    """1–3 tokens of saturated colours, hues anywhere on the wheel, apart from each other in both shapes."""
+    tokens: list[Token] = []
+    for _ in range(int(rng.integers(1, 4))):
+        ry = rng.uniform(0.06, 0.085)
+        rx = RESHAPE_ASPECT * ry          # the ellipse's reach; the square's corners reach 1.98·ry, less
+        for _attempt in range(10):
+            cx, cy = rng.uniform(rx + 0.03, 1 - rx - 0.03, size=2)
+            if all(np.hypot(cx - t.body.cx, cy - t.body.cy) > rx + t.body.rx + 0.03 for t in tokens):
+                break
+        else:
+            continue
+        tokens.append(Token(Blob(cx, cy, rx, ry, angle=rng.uniform(-0.6, 0.6)),
+                            hsv=(rng.uniform(0, 360), rng.uniform(0.75, 0.9), rng.uniform(0.75, 0.9))))
+    return ReshapeScene(tuple(tokens), texture_seed=int(rng.integers(2**63)))
+
+
+def reshape_render(scene: ReshapeScene, domain: str, size: int) -> np.ndarray:
+    """A: the tokens as ellipses on a pale blue-grey ground; B: as squares on a pale sand ground. Both
+    grounds are nearly colourless, the tokens strongly coloured (what :func:`reshape_mask` reads)."""
+    rng = _texture_rng(scene, domain)
+    y, x = _grid(size)
+    ground = _hsv(215, 0.12, 0.8) if domain == "A" else _hsv(40, 0.18, 0.85)
+    image = ground * (0.9 + 0.2 * _smooth_noise(rng, size, 4))[..., None]
+    for token in scene.tokens:
+        shade = 1 + 0.08 * np.clip((token.body.cy - y) / token.body.rx, -1, 1)     # lit from above
+        image = np.where(token.inside(y, x, domain)[..., None], _hsv(*token.hsv) * shade[..., None], image)
+    return _to_uint8(image * _grain(rng, size, 0.03))
+
+
+def token_mask(scene: ReshapeScene, domain: str, size: int) -> np.ndarray:
+    """The true mask of the tokens of a reshape scene drawn in ``domain``: (S, S) bool."""
+    y, x = _grid(size)
+    mask = np.zeros((size, size), bool)
+    for token in scene.tokens:
+        mask |= token.inside(y, x, domain)
+    return mask
+
+
+def reshape_mask(images: torch.Tensor) -> torch.Tensor:
+    """The tokens of reshape images, rendered or translated, in either domain: (N, 3, H, W) in [-1, 1]
+    → (N, H, W) bool, where the chroma (max − min of R, G, B on a 0..1 scale) exceeds
+    :data:`RESHAPE_CHROMA`. The shape of what was drawn, whatever its colour."""
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"reshape_mask takes (N, 3, H, W) images in [-1, 1], got shape {tuple(images.shape)}")
+    rgb = (images.detach().float().cpu() + 1) / 2
+    return rgb.amax(1) - rgb.amin(1) > RESHAPE_CHROMA
+
+
+# --- distractor: the shapes task with a rock in some A images only (dataset bias) -------------
+
+DISTRACTOR_SHARE = 0.5    # the share of A scenes drawn with a rock (B's never have one)
+GROUND, ANIMAL, ROCK = range(3)   # the parts map written as test{A,B}_parts
+
+
+@dataclass(frozen=True)
+class Rock:
+    """The distractor: a box-like grey rock (a rounded rectangle), slightly blue (never brown), with
+    blotches, a darker base and a dark rim. Its texture comes from the scene alone, and it is drawn
+    after everything else, so that it is the same pixels in both domains."""
+    body: Blob
+    grey: float
+
+
+@dataclass(frozen=True)
+class DistractorScene:
+    shapes: ShapesScene
+    rock: Rock | None
+
+
+def distractor_scene(rng: np.random.Generator) -> DistractorScene:
+    """A shapes scene (the same animals as the shapes task's scene of the same seed, split and index)
+    and, in :data:`DISTRACTOR_SHARE` of the scenes where there is room, a rock apart from the animals."""
+    shapes = shapes_scene(rng)
+    wanted = rng.random() < DISTRACTOR_SHARE
+    rx = rng.uniform(0.1, 0.13)
+    ry, angle, grey = rx * rng.uniform(0.65, 0.8), rng.uniform(-0.12, 0.12), rng.uniform(0.45, 0.58)
+    reach = np.hypot(rx, ry)
+    y, x = _grid(64)
+    animals = shapes_mask(shapes, 64)
+    for _attempt in range(30):           # at least 0.03 (two pixels at 64 px) from every animal
+        cx, cy = rng.uniform(reach + 0.02, 1 - reach - 0.02, size=2)
+        if not (Blob(cx, cy, rx + 0.03, ry + 0.03, angle, power=5).inside(y, x) & animals).any():
+            return DistractorScene(shapes, Rock(Blob(cx, cy, rx, ry, angle, power=5), grey) if wanted else None)
+    return DistractorScene(shapes, None)
+
+
+def _without_rock_in_B(scene: DistractorScene, domain: str) -> DistractorScene:
+    """B's scenes (trainB, testB) never hold a rock: no zebra photo shows one."""
+    return scene if domain == "A" else dataclasses.replace(scene, rock=None)
+
+
+def distractor_render(scene: DistractorScene, domain: str, size: int) -> np.ndarray:
+    """The shapes rendering of the animals and the ground, then the rock, identical in both domains."""
+    image = shapes_render(scene.shapes, domain, size)
+    rock = scene.rock
+    if rock is None:
+        return image
+    y, x = _grid(size)
+    rng = np.random.default_rng([scene.shapes.texture_seed, len(DOMAINS)])    # neither domain's stream
+    u, v = rock.body.local(y, x)
+    edge = np.abs(u / rock.body.rx) ** 5 + np.abs(v / rock.body.ry) ** 5
+    shade = (0.85 + 0.3 * _smooth_noise(rng, size, 3)) * (1 - 0.2 * np.clip(v / rock.body.ry, 0, 1)) \
+        * np.where(edge > 0.6, 0.75, 1.0)
+    colour = _to_uint8(_hsv(210, 0.08, rock.grey) * (shade[..., None] * _grain(rng, size, 0.03)))
+    inside = rock.body.inside(y, x)
+    image[inside] = colour[inside]
+    return image
+
+
+def distractor_parts(scene: DistractorScene, size: int) -> np.ndarray:
+    """What each pixel of a distractor scene shows: (S, S) uint8, :data:`GROUND`, :data:`ANIMAL` or :data:`ROCK`."""
+    parts = np.where(shapes_mask(scene.shapes, size), ANIMAL, GROUND).astype(np.uint8)
+    if scene.rock is not None:
+        y, x = _grid(size)
+        parts[scene.rock.body.inside(y, x)] = ROCK
+    return parts
+
+
+def read_parts(folder: str | Path, size: int) -> torch.Tensor:
+    """The parts maps of a distractor folder's test split (``testA_parts``, sorted like its images) as
+    (N, S, S) uint8; a clear error if they were drawn at another size."""
+    from ..data import list_images
+    maps = [np.asarray(Image.open(path)) for path in list_images(folder)]
+    if maps[0].shape != (size, size):
+        raise ValueError(f"{folder} holds {maps[0].shape[0]} px parts maps, not {size} px: "
+                         "score at the size the task was generated at")
+    return torch.from_numpy(np.stack(maps))
+
+
 # --- the tasks and the writer -----------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Procedure:
     """How to make one task: draw a scene from a generator, render it in a domain at a size, and
-    (optionally) the per-pixel truth written next to the test images as ``test{A,B}_{truth_name}``."""
+    (optionally) the per-pixel truth written next to the test images as ``test{A,B}_{truth_name}``.
+    ``in_domain`` (optional) cuts a scene drawn for a split of a domain to what that domain's scenes
+    hold (distractor: B's never hold a rock)."""
     description: str
     sample: Callable[[np.random.Generator], Any]
     render: Callable[[Any, str, int], np.ndarray]
     truth: Callable[[Any, int], np.ndarray] | None = None
     truth_name: str = ""
+    in_domain: Callable[[Any, str], Any] | None = None   # what a scene drawn for a split of that domain keeps
 
 
 PROCEDURES: dict[str, Procedure] = {
@@ -502,12 +669,22 @@ PROCEDURES: dict[str, Procedure] = {
         "A: flat coloured pieces on grey; B: the same pieces, same hues, shaded and outlined; "
         "GT: the other rendering (colour drift / identity loss)",
         tint_scene, tint_render),
+    "reshape": Procedure(
+        "A: 1–3 coloured ellipses on blue-grey; B: the same objects as squares (same centre, area, colour) on sand; "
+        "GT: the other rendering (a change of shape, not of texture)",
+        reshape_scene, reshape_render),
+    "distractor": Procedure(
+        "A: the shapes animals on grass, about half the scenes with a grey rock; B: striped animals on savanna, never "
+        "a rock; GT: the other rendering, the rock unchanged + parts maps (the rider of horse2zebra)",
+        distractor_scene, distractor_render, distractor_parts, "parts", in_domain=_without_rock_in_B),
 }
 
 
 def make_scene(name: str, seed: int, split: str, index: int) -> Any:
     """The scene behind image ``index`` of ``split`` (trainA, trainB, testA, testB) of task ``name``."""
-    return _procedure(name).sample(scene_rng(seed, split, index))
+    procedure = _procedure(name)
+    scene = procedure.sample(scene_rng(seed, split, index))
+    return scene if procedure.in_domain is None else procedure.in_domain(scene, split[-1])
 
 
 def render(name: str, scene: Any, domain: str, size: int) -> np.ndarray:
