@@ -84,6 +84,8 @@ class Experiment:
     film_frames: int = 0                # frames of a training film kept for the first seed of each variant
     dynamics_every: int = 0             # steps between two measurements of D's scores and the diversity (0: none)
     d_maps: int = 0                     # test images whose final D score maps the first seed keeps (chapter 5)
+    sheet_images: int | None = None     # test images per row of the first seed's sample sheet (None: N_SAMPLES)
+    sheet_way: str | None = None        # "AtoB": keep only the sheet's A → B rows (x, G(x), F(G(x)), truth)
 
     def variant(self, key: str | None) -> Variant:
         """The variant called ``key`` (default: the first)."""
@@ -169,7 +171,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                (Variant("batchnorm", "batch norm", {"norm": "batch"}),
                 Variant("blocks9", "9 residual blocks", {"n_blocks": 9}),
                 Variant("resize", "resize-convolution", {"upsample": "resize"})),
-               steps=2500),
+               steps=2500, sheet_images=4, sheet_way="AtoB"),
     # Chapter 5: the discriminator's patch on labels → photo at 128 px, where a 16×16, a 70×70 and the whole
     # image are different things: pix2pix (one direction, paired) and CycleGAN.
     Experiment("ch5-patchgan", 5, "labels", "pix2pix with a 1×1, 16×16, 70×70 and whole-image discriminator at 128 px",
@@ -177,12 +179,13 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                 Variant("patch16", "PatchGAN 16×16", {"n_layers_D": 1}, model="pix2pix"),
                 Variant("patch70", "PatchGAN 70×70", {}, model="pix2pix"),
                 Variant("image", "ImageGAN (whole image)", {"netD": "image"}, model="pix2pix")),
-               steps=2500, base={"image_size": 128, "load_size": 143}, d_maps=4),
+               steps=2500, base={"image_size": 128, "load_size": 143}, d_maps=3, sheet_images=3),
     Experiment("ch5-patchgan-cyclegan", 5, "labels", "CycleGAN with a 1×1, 70×70 and whole-image discriminator at 128 px",
                (Variant("pixel", "PixelGAN (1×1)", {"netD": "pixel"}),
                 Variant("patch70", "PatchGAN 70×70", {}),
                 Variant("image", "ImageGAN (whole image)", {"netD": "image"})),
-               steps=2500, base={"image_size": 128, "load_size": 143, "lambda_identity": 0.0}, d_maps=4),
+               steps=2500, base={"image_size": 128, "load_size": 143, "lambda_identity": 0.0}, d_maps=3,
+               sheet_images=3, sheet_way="AtoB"),
     # Chapter 6: training dynamics on the task of chapter 0 (whose runs, with their measured dynamics, are the
     # paper's settings here): no image pool, the log loss, and a discriminator with ten times the learning rate,
     # without and with spectral normalisation.
@@ -191,20 +194,20 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                 Variant("vanilla", "log loss (vanilla GAN)", {"gan_mode": "vanilla"}),
                 Variant("lrD10", "D's learning rate × 10", {"lr_D": 2e-3}),
                 Variant("lrD10-sn", "D's learning rate × 10, spectral norm", {"lr_D": 2e-3, "spectral_norm": True})),
-               steps=2500, dynamics_every=25),
+               steps=2500, dynamics_every=25, sheet_images=4, sheet_way="AtoB"),
     # Chapter 8: what the cycle hides, with the paper's model and defaults. A change of shape (ellipses ↔
     # squares), which the paper's §6 found it cannot make, scored on the outline as well as the pixels ...
     Experiment("ch8-reshape", 8, "reshape", "CycleGAN on ellipses ↔ squares: a change of shape",
-               (Variant("cyclegan", "CycleGAN"),), steps=2500),
+               (Variant("cyclegan", "CycleGAN"),), steps=2500, sheet_images=4, sheet_way="AtoB"),
     # ... and dataset bias, §6's striped rider: a rock in half the plain-animal scenes and in no striped one.
     Experiment("ch8-distractor", 8, "distractor", "CycleGAN on plain ↔ striped animals, with a rock no zebra scene has",
-               (Variant("cyclegan", "CycleGAN"),), steps=2500),
+               (Variant("cyclegan", "CycleGAN"),), steps=2500, sheet_images=4, sheet_way="AtoB"),
     # Chapter 9: beyond CycleGAN on the task of chapter 0 (whose runs are CycleGAN at the same budget): the
     # one-sided DistanceGAN (G alone, no F, no cycle) and CycleGAN with a perceptual cycle loss.
     Experiment("ch9-beyond", 9, "shapes", "DistanceGAN (one-sided) and a perceptual cycle loss",
                (Variant("distancegan", "DistanceGAN (G only)", {"lambda_identity": 0.0}, model="distancegan"),
                 Variant("perceptual", "CycleGAN, perceptual cycle loss", {"cycle_loss": "perceptual"})),
-               steps=2500),
+               steps=2500, sheet_images=4, sheet_way="AtoB"),
 ]}
 
 
@@ -317,7 +320,8 @@ def _train_and_record(experiment: Experiment, preset: str, variant: Variant, see
         scores = evaluation.evaluate(trainer.model, scored_on, experiment.task, config.image_size, variant.model,
                                      config.direction)
         rows = sheet_rows(evaluation.samples(trainer.model, scored_on, config.image_size, variant.model,
-                                             config.direction), first_seed=seed == experiment.seeds[0])
+                                             config.direction, n=experiment.sheet_images or evaluation.N_SAMPLES),
+                          first_seed=seed == experiment.seeds[0], way=experiment.sheet_way)
         maps = (_d_maps(trainer.model, scored_on, config, variant, experiment.d_maps)
                 if experiment.d_maps and seed == experiment.seeds[0] else None)
         eval_seconds = time.perf_counter() - started
@@ -489,10 +493,16 @@ def _subsample(history: list[dict]) -> list[dict]:
     return [{k: (float(f"{v:.4g}") if isinstance(v, float) else v) for k, v in record.items()} for record in picked]
 
 
-def sheet_rows(rows: dict, first_seed: bool) -> dict:
+A_TO_B_ROWS = ("x", "G(x)", "F(G(x))", "truth of x")
+
+
+def sheet_rows(rows: dict, first_seed: bool, way: str | None = None) -> dict:
     """What a run keeps of its sample sheet: everything for the first seed of a variant (inputs, outputs,
-    round trips, truths: about 0.3 MB at 64 px), nothing for the other seeds, whose scores say how much
-    they differ; so the committed results of the whole book stay near 10 MB."""
+    round trips, truths: about 0.35 MB at 64 px), or with ``way="AtoB"`` only the A → B rows (the
+    comparison experiments of chapters 5 to 9, which also keep fewer images: ``sheet_images``); nothing for
+    the other seeds, whose scores say how much they differ. So the committed results stay near 12 MB."""
+    if way == "AtoB":
+        rows = {name: images for name, images in rows.items() if name in A_TO_B_ROWS}
     return rows if first_seed else {}
 
 

@@ -45,6 +45,7 @@ def test_declarations_are_complete():
         keys = [v.key for v in e.variants]
         assert len(keys) == len(set(keys)), f"{name}: variant keys repeat"
         assert all(k.replace("-", "").isalnum() for k in keys), f"{name}: keys must be folder- and CLI-safe"
+        assert e.sheet_way in (None, "AtoB") and (e.sheet_images or 1) >= 1 and e.d_maps <= (e.sheet_images or 6)
         domains.task(e.task)                                    # a registered domain
         for v in e.variants:
             config = e.config("cpu", v, e.seeds[0])
@@ -354,7 +355,8 @@ def test_a_resumed_run_keeps_its_film_frames_once(tmp_path, monkeypatch):
 
 MEASURED = Experiment("test-dynamics", 0, "shapes", "a grid with measured dynamics",
                       (Variant("a", "λ = 10", {"lambda_cycle": 10.0}),), steps=5,
-                      base={"lambda_identity": 0.0, "precision": "fp32"}, dynamics_every=25)
+                      base={"lambda_identity": 0.0, "precision": "fp32"}, dynamics_every=25,
+                      sheet_images=3, sheet_way="AtoB")
 
 
 def test_declared_dynamics_are_measured_every_k_steps_without_changing_the_run(tiny, tiny_results, tmp_path, monkeypatch):
@@ -386,6 +388,11 @@ def test_declared_dynamics_are_measured_every_k_steps_without_changing_the_run(t
     assert points[0]["G D real"] == pytest.approx(real_score, abs=1e-5)
     assert points[0]["G D fake"] == pytest.approx(fake_score, abs=1e-5)
     assert points[0]["G diversity ratio"] == pytest.approx(output_diversity(fake) / output_diversity(A), abs=1e-5)
+    # its sample sheet: the A → B rows only, 3 images (sheet_way, sheet_images)
+    assert results.records[("a", 0)]["samples"] == list(experiments.A_TO_B_ROWS)
+    sheet = results.samples("a")
+    assert list(sheet) == list(experiments.A_TO_B_ROWS) and sheet["x"].shape == (3, 3, 32, 32)
+    assert (sheet["x"] - A[:3]).abs().max() <= 1 / 127.5 + 1e-6
     with pytest.raises(ValueError, match="test-tiny a seed 0 has no measured dynamics"):
         experiments.load(TINY.name, "ci", tiny_results[0]).dynamics("a", 0)
 
