@@ -101,7 +101,7 @@ class Config:
     # optimisation (paper §4)
     lr: float = _setting(2e-4, "Adam's initial learning rate")
     lr_D: float | None = _setting(None, "the discriminators' initial learning rate, if not lr (the paper uses one "
-                                        "rate; a larger one reproduces a D that overpowers G, chapter 6)")
+                                        "rate for all networks; chapter 6 gives G a tenth of D's)")
     beta1: float = _setting(0.5, "Adam's β1")
     beta2: float = _setting(0.999, "Adam's β2")
     batch_size: int = _setting(1, "images of each domain per step")
