@@ -350,10 +350,8 @@ def _train_and_record(experiment: Experiment, preset: str, variant: Variant, see
     if maps is not None:
         _save_d_maps(maps, path / "d_maps.png")
     if film is not None:
-        (path / "film.json").write_text(json.dumps(film.to_dict(), ensure_ascii=False) + "\n")
-    tmp = path / "run.json.tmp"
-    tmp.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
-    os.replace(tmp, path / "run.json")
+        _write_atomically(path / "film.json", json.dumps(film.to_dict(), ensure_ascii=False) + "\n")
+    _write_atomically(path / "run.json", json.dumps(record, indent=1, ensure_ascii=False) + "\n")
     if progress:
         print(f"{experiment.name} {variant.key} seed {seed}: {trainer.step} steps in {train_seconds:.0f} s -> {path}")
     return path
@@ -390,19 +388,42 @@ class _RunLock:
         self.path.unlink(missing_ok=True)
 
 
+def _kept_points(path: Path, step: int, key: str | None = None) -> list[dict]:
+    """The points of the series that a run keeps in ``path`` (a JSON list of ``{"step": ...}`` points, or
+    an object holding that list under ``key``) measured at or before ``step``, the checkpoint the run
+    resumes from: points past it (a run killed between the two) are measured again. No file: none yet.
+    A file that is not whole JSON (cut short by a stop while an older version of this package wrote it
+    in place) is one clear error naming what to do."""
+    if not path.exists():
+        return []
+    try:
+        stored = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not whole JSON ({err.msg} at character {err.pos}: cut short by a stop while "
+                         f"it was written); delete the folder {path.parent} to train this run again from step 0") from None
+    return [p for p in (stored if key is None else stored[key]) if p["step"] <= step]
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all: into ``<name>.tmp`` first, then renamed over
+    ``path`` (a rename is atomic), so a stop mid-write leaves the previous version for a resume to read."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def _track_curve(trainer, folder: Path, variant: Variant, path: Path) -> list[dict]:
     """Measure the error against the truth ``CURVE_POINTS`` times during training (and at step 0), so a
     record shows whether the run had flattened; kept in ``path`` so that a resumed run keeps its points.
     Returns the list the callback fills."""
     from . import evaluation
     c = trainer.config
-    # points past the checkpoint (a run killed between the two) are measured again
-    curve = [p for p in json.loads(path.read_text()) if p["step"] <= trainer.step] if path.exists() else []
+    curve = _kept_points(path, trainer.step)
 
     def measure(trainer, record=None) -> None:
         curve.append({"step": trainer.step, **evaluation.quick_scores(trainer.model, folder, c.image_size,
                                                                       variant.model, c.direction)})
-        path.write_text(json.dumps(curve))
+        _write_atomically(path, json.dumps(curve))
     if not curve:
         measure(trainer)
     trainer.add_callback(measure, every=max(1, trainer.total_steps // CURVE_POINTS))
@@ -423,7 +444,7 @@ def _track_dynamics(trainer, folder: Path, config: Config, every: int, path: Pat
     from .metrics import output_diversity
     images = {side: load_folder(folder / f"test{side}", config.image_size, limit=DYNAMICS_IMAGES) for side in "AB"}
     ways = [(way, "G" if way == "AtoB" else "F") for way in evaluation.directions(trainer.kind, config.direction)]
-    points = [p for p in json.loads(path.read_text()) if p["step"] <= trainer.step] if path.exists() else []
+    points = _kept_points(path, trainer.step)
     every = min(every, max(1, trainer.total_steps // MIN_DYNAMICS_POINTS))          # short (ci) runs: still a series
 
     def measure(trainer, record=None) -> None:
@@ -436,7 +457,7 @@ def _track_dynamics(trainer, folder: Path, config: Config, every: int, path: Pat
             point[f"{name} D fake"] = round(float(scores[len(target):].mean()), 5)
             point[f"{name} diversity ratio"] = round(output_diversity(translated) / output_diversity(source), 5)
         points.append(point)
-        path.write_text(json.dumps(points))
+        _write_atomically(path, json.dumps(points))
     if not points:
         measure(trainer)
     trainer.add_callback(measure, every=every)
@@ -476,14 +497,11 @@ def _record_film(trainer, folder: Path, config: Config, frames: int, path: Path)
     side = "testA" if config.direction == "AtoB" else "testB"
     recorder = FilmRecorder(load_folder(folder / side, config.image_size, limit=FILM_IMAGES),
                             every=max(1, trainer.total_steps // frames))
-    if path.exists():          # frames past the checkpoint (a run killed between the two) are recorded again
-        recorder.frames = [f for f in json.loads(path.read_text())["frames"] if f["step"] <= trainer.step]
+    recorder.frames = _kept_points(path, trainer.step, key="frames")
 
     def record(trainer, entry: dict) -> None:
         recorder(trainer, entry)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(recorder.to_dict()))
-        os.replace(tmp, path)
+        _write_atomically(path, json.dumps(recorder.to_dict()))
     trainer.add_callback(record, every=recorder.every)
     return recorder
 

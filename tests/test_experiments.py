@@ -330,27 +330,112 @@ def test_a_declared_film_is_recorded_for_the_first_seed_and_changes_no_number(ti
         experiments.load(TINY.name, "ci", tiny_results[0]).film("a")
 
 
-def test_a_resumed_run_keeps_its_film_frames_once(tmp_path, monkeypatch):
-    """Stopped after its first frame, the run continues the film; frames recorded after the checkpoint
-    (a process killed between the two) are dropped and recorded again, never doubled."""
-    monkeypatch.setitem(EXPERIMENTS, FILMED.name, FILMED)
+RECORDED = Experiment("test-series", 0, "shapes", "a filmed grid with measured dynamics",
+                      (Variant("a", "λ = 10", {"lambda_cycle": 10.0}),), steps=5,
+                      base={"lambda_identity": 0.0, "precision": "fp32"}, film_frames=3, dynamics_every=25)
+SERIES = ("curve.json", "dynamics.json", "film.json")      # the series a run keeps beside its checkpoint
+
+
+@pytest.fixture()
+def recorded(tmp_path, monkeypatch):
+    """RECORDED declared, with its checkpoints under tmp_path: the (created) checkpoint folder of its first run."""
+    monkeypatch.setitem(EXPERIMENTS, RECORDED.name, RECORDED)
     monkeypatch.setenv("CYCLEGAN_EDU_RUNS", str(tmp_path / "runs"))
-    from cyclegan_edu.train import Trainer
-    v = FILMED.variants[0]
-    config = FILMED.config("ci", v, 0)
-    folder = experiments.task_folder(FILMED, v, config)
-    work = experiments.runs_dir() / "ci" / FILMED.name / v.key / "seed0"
+    work = experiments.runs_dir() / "ci" / RECORDED.name / RECORDED.variants[0].key / "seed0"
     work.mkdir(parents=True)
-    partial = Trainer(config, folder, out=work, progress=False)
-    film = experiments._record_film(partial, experiments.test_folder(FILMED, config), config, 3, work / "film.json")
-    partial.fit(steps=3)                                   # frame at step 2, checkpoint at step 3
-    saved = json.loads((work / "film.json").read_text())
-    saved["frames"].append(dict(saved["frames"][0], step=4))   # a frame past the checkpoint
-    (work / "film.json").write_text(json.dumps(saved))
-    path = experiments.run(FILMED.name, "ci", variant="a", seed=0, out=tmp_path / "results", progress=False)[0]
-    frames = json.loads((path / "film.json").read_text())["frames"]
-    assert [f["step"] for f in frames] == [2, 4, 6] and frames[0]["png"] == film.frames[0]["png"]
-    assert frames[1]["png"] != saved["frames"][1]["png"]
+    return work
+
+
+def _train_by_hand(work, steps: int):
+    """RECORDED's first run trained ``steps`` steps in ``work``, its three series recorded as run_one
+    records them. Returns the trainer and the film."""
+    from cyclegan_edu.train import Trainer
+    v = RECORDED.variants[0]
+    config = RECORDED.config("ci", v, 0)
+    trainer = Trainer(config, experiments.task_folder(RECORDED, v, config), out=work, progress=False)
+    scored_on = experiments.test_folder(RECORDED, config)
+    experiments._track_curve(trainer, scored_on, v, work / "curve.json")
+    experiments._track_dynamics(trainer, scored_on, config, RECORDED.dynamics_every, work / "dynamics.json")
+    film = experiments._record_film(trainer, scored_on, config, RECORDED.film_frames, work / "film.json")
+    trainer.fit(steps=steps)
+    return trainer, film
+
+
+def _resume(tmp_path) -> tuple[dict, dict]:
+    """experiments.run on RECORDED's first run: its record and its film."""
+    path = experiments.run(RECORDED.name, "ci", variant="a", seed=0, out=tmp_path / "results", progress=False)[0]
+    return json.loads((path / "run.json").read_text()), json.loads((path / "film.json").read_text())
+
+
+def test_a_resumed_run_keeps_its_series_points_once(recorded, tmp_path):
+    """Stopped at its step-3 checkpoint, the run continues its curve (a point every step of the ci run),
+    dynamics (every 2) and film (a frame every 2): the points up to the checkpoint are kept as stored;
+    points stored after it (a process killed between the two) are dropped and measured again, never doubled."""
+    work = recorded
+    trainer, film = _train_by_hand(work, steps=3)
+    assert trainer.checkpoint_step == 3
+    saved = {name: json.loads((work / name).read_text()) for name in SERIES}
+    assert [p["step"] for p in saved["curve.json"]] == [0, 1, 2, 3]
+    assert [p["step"] for p in saved["dynamics.json"]] == [0, 2]
+    assert [f["step"] for f in saved["film.json"]["frames"]] == [2] and saved["film.json"]["frames"] == film.frames
+    # a point past the checkpoint in each: step 4, a copy of the first point
+    past = {"curve.json": saved["curve.json"][0], "dynamics.json": saved["dynamics.json"][0],
+            "film.json": saved["film.json"]["frames"][0]}
+    (work / "curve.json").write_text(json.dumps(saved["curve.json"] + [dict(past["curve.json"], step=4)]))
+    (work / "dynamics.json").write_text(json.dumps(saved["dynamics.json"] + [dict(past["dynamics.json"], step=4)]))
+    (work / "film.json").write_text(json.dumps(dict(saved["film.json"],
+                                                    frames=saved["film.json"]["frames"] + [dict(past["film.json"], step=4)])))
+    record, film = _resume(tmp_path)
+    curve, dynamics, frames = record["curve"], record["dynamics"], film["frames"]
+    assert [p["step"] for p in curve] == list(range(experiments.CI_STEPS + 1))
+    assert [p["step"] for p in dynamics] == [0, 2, 4, 6]
+    assert [f["step"] for f in frames] == [2, 4, 6]
+    assert curve[:4] == saved["curve.json"] and dynamics[:2] == saved["dynamics.json"]
+    assert frames[:1] == saved["film.json"]["frames"]
+    # step 4 measured again on the resumed model, not the stored copy of the first point
+    assert {k: v for k, v in curve[4].items() if k != "step"} != {k: v for k, v in past["curve.json"].items() if k != "step"}
+    assert {k: v for k, v in dynamics[2].items() if k != "step"} != {k: v for k, v in past["dynamics.json"].items() if k != "step"}
+    assert frames[1]["png"] != past["film.json"]["png"]
+
+
+def test_a_series_write_cut_short_leaves_the_previous_file_for_the_resume(recorded, tmp_path, monkeypatch):
+    """Every series is replaced whole (written to ``<name>.tmp``, then renamed): a stop or a full disk in the
+    middle of a write leaves the previous file whole, and the run resumes from it."""
+    import errno
+    from pathlib import Path
+    work = recorded
+    trainer, _ = _train_by_hand(work, steps=2)
+    before = {name: (work / name).read_text() for name in SERIES}
+    write_text = Path.write_text
+
+    def cut_short(self, text, *args, **kwargs):          # half the text reaches the disk, then the write fails
+        write_text(self, text[:len(text) // 2], *args, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+    assert len(trainer.callbacks) == len(SERIES)
+    with monkeypatch.context() as patched:
+        patched.setattr(Path, "write_text", cut_short)
+        for _, measure in trainer.callbacks:
+            with pytest.raises(OSError, match="No space left"):
+                measure(trainer, trainer.history[-1])
+    assert {name: (work / name).read_text() for name in SERIES} == before
+    record, film = _resume(tmp_path)                      # from the step-2 checkpoint
+    assert [p["step"] for p in record["curve"]] == list(range(experiments.CI_STEPS + 1))
+    assert [p["step"] for p in record["dynamics"]] == [0, 2, 4, 6] and [f["step"] for f in film["frames"]] == [2, 4, 6]
+
+
+@pytest.mark.parametrize("name", SERIES)
+def test_a_series_file_cut_short_by_an_older_version_is_one_clear_error(name, recorded, tmp_path):
+    """Older versions wrote the curve and the dynamics in place: a file they left cut short stops the resume
+    with one line naming it and what to do, and is left as it is."""
+    work = recorded
+    damaged = '{"format": "cyclegan_edu.film/1", "frames": [{"step": 2, "lr"' if name == "film.json" else '[{"step": 0, "G'
+    (work / name).write_text(damaged)
+    with pytest.raises(ValueError) as err:
+        _resume(tmp_path)
+    message = str(err.value)
+    assert message.startswith(f"{work / name} is not whole JSON (") and "\n" not in message
+    assert message.endswith(f"delete the folder {work} to train this run again from step 0")
+    assert (work / name).read_text() == damaged
 
 
 MEASURED = Experiment("test-dynamics", 0, "shapes", "a grid with measured dynamics",
