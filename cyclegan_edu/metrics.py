@@ -13,9 +13,10 @@ test image, so we can also measure plain distances to it:
 * :func:`cycle_error`, :func:`output_diversity`, :func:`color_drift`: what the losses do: cycle
   consistency (Eq. 2), mode collapse (the problem the cycle loss addresses, §1 and §3.2), hue
   changes (the identity loss, §5.2);
-* :func:`checkerboard_energy`: the checkerboard artifacts of transposed convolutions (chapter 5);
-* :func:`region_change`, :func:`region_detail_energy`: what a translation does inside one region (the
-  distractor task's rock, chapter 8);
+* :func:`checkerboard_energy`, :func:`detail_energy`: the checkerboard artifacts of transposed
+  convolutions and the detail finer than a few pixels (sharpness), against the truth's (chapter 5);
+* :func:`region_change`, :func:`detail_energy` with a ``mask``: what a translation does inside one region
+  (the distractor task's rock, chapter 8);
 * :func:`frechet_distance`: the distance between two Gaussians fitted to features (the idea of FID);
 * :func:`score_against_truth`: all the ground-truth numbers for a model on a task folder.
 """
@@ -236,13 +237,21 @@ def checkerboard_energy(images: torch.Tensor, period: int = 4) -> float:
     return float(torch.where(total > 0, periodic / total.clamp_min(1e-300), torch.zeros_like(total)).mean())
 
 
-def detail_energy(images: torch.Tensor, block: int = 4) -> float:
+def detail_energy(images: torch.Tensor, block: int = 4, mask: torch.Tensor | None = None) -> float:
     """The energy of the detail finer than ``block`` pixels: the mean square ([-1, 1] units) of each image
     minus its ``block``×``block`` block means, averaged over images. Texture, edges and speckle count; a
     flat or smoothly shaded region does not. Its ratio to the true images' (``sharpness`` in
     :func:`cyclegan_edu.evaluation.evaluate`) says whether outputs are as detailed as the truth (1),
     blurrier (below) or noisier (above): the sharpness that a PatchGAN buys over an L1 loss alone (Isola et
-    al. 2017, §3.1.2; chapter 5). Images are (N, C, H, W) with sides that ``block`` divides."""
+    al. 2017, §3.1.2; chapter 5). A pattern constant on every block (stripes exactly ``block`` pixels wide
+    on the block grid) has none. Images are (N, C, H, W) with sides that ``block`` divides.
+
+    With a ``mask`` ((N, H, W) bool) the same measure inside a region: the mean over the pixels of the
+    blocks that lie wholly inside it (every image's, every channel), so that the region's outline against
+    its surroundings does not count; NaN when no block does. Chapter 8 asks whether the distractor task's
+    rock is striped like the zebras: at 64 px each rock holds 2 to 9 whole 4×4 blocks (87 pixels on
+    average), and the plain rock's energy is about 1% of the zebras' while a rock painted with zebra stripes
+    (period 7 to 10 px, any tilt) has 67% to 114% of it."""
     if images.dim() != 4:
         raise ValueError(f"detail_energy takes (N, C, H, W) images, got shape {tuple(images.shape)}")
     if block < 2 or images.shape[-2] % block or images.shape[-1] % block:
@@ -250,7 +259,13 @@ def detail_energy(images: torch.Tensor, block: int = 4) -> float:
     x = images.detach().cpu().double()
     means = torch.nn.functional.avg_pool2d(x, block)
     smooth = means.repeat_interleave(block, -2).repeat_interleave(block, -1)
-    return float(((x - smooth) ** 2).mean())
+    energy = (x - smooth) ** 2
+    if mask is None:
+        return float(energy.mean())
+    mask = _check_region(images, mask, "detail_energy")
+    inside = torch.nn.functional.avg_pool2d(mask[:, None].double(), block)[:, 0] == 1     # all of the block
+    counted = inside.repeat_interleave(block, -2).repeat_interleave(block, -1)
+    return float(energy.mean(1)[counted].mean()) if counted.any() else float("nan")
 
 
 def _check_region(images: torch.Tensor, mask: torch.Tensor, what: str) -> torch.Tensor:
@@ -269,19 +284,6 @@ def region_change(outputs: torch.Tensor, inputs: torch.Tensor, mask: torch.Tenso
     mask = _check_region(outputs, mask, "region_change")
     difference = (outputs.detach().cpu().double() - inputs.detach().cpu().double()).abs().mean(1)
     return float(difference[mask].mean()) if mask.any() else float("nan")
-
-
-def region_detail_energy(images: torch.Tensor, mask: torch.Tensor) -> float:
-    """The energy of the finest detail inside a region: the mean square ([-1, 1] units) of each image
-    minus its 3×3 local mean, over the pixels whose 3×3 neighbourhood lies wholly inside ``mask``
-    ((N, H, W) bool), so that the region's own outline does not count; stripes and texture do, a flat
-    or smoothly shaded region hardly. NaN when no pixel qualifies. Chapter 8: is the rock striped?"""
-    mask = _check_region(images, mask, "region_detail_energy")
-    x = images.detach().cpu().double()
-    local = torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
-    interior = -torch.nn.functional.max_pool2d(-mask[:, None].double(), 3, stride=1, padding=1)[:, 0] > 0.5
-    energy = ((x - local) ** 2).mean(1)
-    return float(energy[interior].mean()) if interior.any() else float("nan")
 
 
 def distance_correlation(inputs: torch.Tensor, outputs: torch.Tensor) -> float:

@@ -139,7 +139,8 @@ def stripes_everywhere(images: torch.Tensor) -> torch.Tensor:
 
 def test_distractor_scores_what_G_does_to_the_rock(monkeypatch, tmp_path):
     """The truth leaves the rock as it is (change 0, its own faint texture); a translator that stripes the
-    rock changes it and stripes it like a zebra; F, from B where no rock is, gets no such score."""
+    rock changes it and stripes it like a zebra; F, from B where no rock is, gets no such score. Striped:
+    metrics.detail_energy over the 4×4 blocks inside the rock, over the true zebras'."""
     folder = domains.generate("distractor", tmp_path / "distractor", size=32, n_train=1, n_test=8, seed=1)
     parts = procedural.read_parts(folder / "testA_parts", 32)
     assert 2 <= int((parts == procedural.ROCK).flatten(1).any(1).sum()) <= 6      # test images with and without
@@ -147,6 +148,9 @@ def test_distractor_scores_what_G_does_to_the_rock(monkeypatch, tmp_path):
     truth = evaluation.evaluate(Oracle(folder, 32), folder, "distractor", 32)
     assert truth["G distractor change"] == 0 and truth["G distractor striped"] < 0.05
     assert truth["G animals striped"] == 1 and "F distractor change" not in truth
+    truth_A = load_folder(folder / "testA_gt", 32)                # striped: the one detail energy, in a region
+    assert truth["G distractor striped"] == (metrics.detail_energy(truth_A, mask=parts == procedural.ROCK)
+                                             / metrics.detail_energy(truth_A, mask=parts == procedural.ANIMAL))
 
     class StripeTheRock(Oracle):         # the right translation, and stripes on the rock as well
         def translate(self, x, direction):

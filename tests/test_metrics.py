@@ -332,6 +332,28 @@ def test_detail_energy_of_hand_made_images():
         metrics.detail_energy(stripes, block=3)
 
 
+def test_detail_energy_inside_a_region_counts_the_blocks_wholly_inside_it():
+    """With a mask, the same measure over the pixels of the 4×4 blocks that lie wholly inside the region:
+    a block the region only touches does not count, nor does the region's outline; NaN without any."""
+    rows, cols = torch.meshgrid(torch.arange(8), torch.arange(8), indexing="ij")
+    stripes = (cols % 2).float() * 0.5                          # 0, 0.5, 0, 0.5: 0.0625 within every block
+    checkerboard = (-1.0) ** (rows + cols)                      # ±1 around a block mean of 0: 1
+    image = torch.where(cols < 4, stripes, checkerboard).expand(2, 3, 8, 8)
+    mask = torch.zeros(2, 8, 8, dtype=torch.bool)
+    mask[0, :4, :5] = True             # image 0: its top-left block (stripes) and one column of the next
+    mask[1, 4:, 4:] = True             # image 1: its bottom-right block (checkerboard)
+    # by hand: 16 pixels of 0.0625 and 16 of 1 (the checkerboard column of image 0 is not a whole block)
+    assert metrics.detail_energy(image, mask=mask) == (16 * 0.0625 + 16 * 1) / 32
+    assert metrics.detail_energy(image, mask=torch.ones(2, 8, 8, dtype=torch.bool)) == pytest.approx(
+        metrics.detail_energy(image))                           # the whole image: the measure without a mask
+    flat = torch.where((rows < 6) & (cols < 6), 0.5, -1.0).expand(1, 3, 8, 8)    # a flat region on flat ground
+    region = ((rows < 6) & (cols < 6))[None]
+    assert metrics.detail_energy(flat) > 0 and metrics.detail_energy(flat, mask=region) == 0.0   # its outline
+    assert math.isnan(metrics.detail_energy(flat, mask=region & (rows > 0)))     # no whole block inside
+    with pytest.raises(ValueError, match=r"detail_energy takes \(N, C, H, W\) images and an \(N, H, W\) mask"):
+        metrics.detail_energy(image, mask=mask[0])
+
+
 def test_distance_correlation_of_hand_made_translations():
     """1 for a translation that scales every distance (a brightness change keeps which images are close),
     about 0 for one that sends all inputs to random, unrelated outputs, and 0 for a collapse."""
