@@ -134,7 +134,7 @@ def _train(args, config: "Config", main: bool) -> None:
             if trainer.world_size > 1:
                 print(distributed.describe(config.batch_size, config.lr))
         try:
-            trainer.fit()
+            trainer.fit(minutes=args.minutes)
         except KeyboardInterrupt as stop:             # Ctrl-C, SIGTERM or SIGHUP: exit code 128 + the signal
             signum = getattr(stop, "signum", signal.SIGINT)
             print(f"\n{signal.Signals(signum).name} at step {trainer.step}: stopped; {_saved(trainer)}",
@@ -148,9 +148,23 @@ def _train(args, config: "Config", main: bool) -> None:
             saved = "" if trainer.checkpoint_step is None else f"; {_saved(trainer)}"
             _fail(f"{_one_line(err)}{saved}", 2 if isinstance(err, USER_ERRORS) else 1)
     last = trainer.history[-1] if trainer.history else {}
-    if main:
+    if main and trainer.step < trainer.total_steps:
+        print(f"--minutes {args.minutes:g} used up at step {trainer.step} of {trainer.total_steps}; "
+              f"{_saved(trainer)}")
+    elif main:
         print(f"done: {trainer.step} steps; run directory {args.out}; last losses "
               + ", ".join(f"{k} {v:.3f}" for k, v in last.items() if k not in ("step", "epoch", "lr", "seconds")))
+
+
+def _positive_minutes(text: str) -> float:
+    """``--minutes``: a positive number."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a positive number of minutes, e.g. --minutes 50")
+    return value
 
 
 def _one_line(err: Exception) -> str:
@@ -260,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue the run in --out from its checkpoint, with the run's own settings")
     t.add_argument("--force", action="store_true", help="start over in a non-empty --out")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--minutes", type=_positive_minutes, metavar="M",
+                   help="train for at most M minutes, then save a checkpoint (a session-sized budget: "
+                        "the next session continues with --resume)")
     _add_config_options(t)
     t.set_defaults(func=_cmd_train)
 

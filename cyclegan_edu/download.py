@@ -304,6 +304,23 @@ def download_pretrained(name: str, root: str | os.PathLike = "./checkpoints", *,
     return dest
 
 
+def dataset_folder(name: str, root: str | os.PathLike = "./datasets", **kwargs) -> Path:
+    """The folder of the official dataset ``name`` under ``root``: downloaded the first time
+    (:func:`download_dataset`, ``kwargs`` passed on), reused afterwards without a request. A folder
+    counts as there when it holds ``trainA`` or ``train``. Chapter 10."""
+    target = Path(root) / name
+    if (target / "trainA").is_dir() or (target / "train").is_dir():
+        return target
+    return download_dataset(name, root, **kwargs)
+
+
+def pretrained_weights(name: str, root: str | os.PathLike = "./checkpoints", **kwargs) -> Path:
+    """The official generator file ``name`` under ``root`` (``{name}_pretrained/latest_net_G.pth``):
+    downloaded the first time (:func:`download_pretrained`), reused afterwards. Chapter 10."""
+    dest = Path(root) / f"{name}_pretrained" / "latest_net_G.pth"
+    return dest if dest.is_file() else download_pretrained(name, root, **kwargs)
+
+
 def _check_known(name: str, known: dict[str, str], what: str) -> None:
     if name not in known:
         raise DownloadRequestError(f"unknown {what} {name!r}; choose one of: {', '.join(known)}")

@@ -219,3 +219,32 @@ def samples(model, folder: str | os.PathLike, size: int, model_kind: str = "cycl
         if f"{source}_gt" in images:
             rows[f"truth of {'x' if way == 'AtoB' else 'y'}"] = images[f"{source}_gt"][:n]
     return rows
+
+
+def translation_scores(translated: torch.Tensor, inputs: torch.Tensor, real_targets: torch.Tensor,
+                       judge: "judges.DomainJudge", truth: torch.Tensor | None = None,
+                       inception: "torch.nn.Module | None" = None) -> dict[str, float]:
+    """Chapter 8's scores for any generator's translations ``translated`` of ``inputs`` into the domain of
+    ``real_targets`` (all (N, C, H, W) in [-1, 1]), when there is no trained model to :func:`evaluate`:
+    an official pretrained generator, say (chapter 10).
+
+    ``judged target``: the share that ``judge`` (a :func:`~cyclegan_edu.judges.domain_judge` of the task)
+    calls domain B; ``KID`` and ``KID se`` in the judge's features against ``real_targets``; ``diversity
+    ratio``: the outputs' diversity over the inputs'; with ``truth``, ``L1 to truth``; with an
+    ``inception`` network (:func:`~cyclegan_edu.judges.inception_network`), ``Inception KID``, its ``se``,
+    and ``Inception FID`` (small test sets make FID biased upwards: compare like with like, chapter 8).
+    """
+    if not (len(translated) == len(inputs) and translated.shape[1:] == inputs.shape[1:]):
+        raise ValueError(f"translated {tuple(translated.shape)} and inputs {tuple(inputs.shape)}: "
+                         "give one translation per input, at the input's size")
+    scores = {"judged target": judge.score_B(translated)}
+    scores["KID"], scores["KID se"] = metrics.kernel_inception_distance(judge.features(translated),
+                                                                        judge.features(real_targets))
+    scores["diversity ratio"] = metrics.output_diversity(translated) / metrics.output_diversity(inputs)
+    if truth is not None:
+        scores["L1 to truth"] = metrics.l1(translated, truth)
+    if inception is not None:
+        fake, real = judges.inception_features(inception, translated), judges.inception_features(inception, real_targets)
+        scores["Inception KID"], scores["Inception KID se"] = metrics.kernel_inception_distance(fake, real)
+        scores["Inception FID"] = metrics.frechet_distance(fake, real)
+    return scores

@@ -226,8 +226,11 @@ class Trainer:
         self.model.config = self.model.config.replace(**changes)
         self.loss_weight_changes.append({"step": self.step + 1, **changes})
 
-    def fit(self, steps: int | None = None) -> list[dict]:
-        """Train until the schedule ends, or for ``steps`` more steps; returns the history.
+    def fit(self, steps: int | None = None, minutes: float | None = None) -> list[dict]:
+        """Train until the schedule ends, or for ``steps`` more steps, or for ``minutes`` minutes of
+        wall-clock time (the step running when they are up is finished), whichever comes first; returns
+        the history. ``minutes`` is a session-sized budget: a Colab session trains for an hour, saves,
+        and the next session resumes the same run (chapter 10).
 
         With a run directory nothing done is lost, so ``resume=True`` continues where it stopped: a
         stop (Ctrl-C, the notebook's stop button, SIGTERM, SIGHUP) waits for the running step to end
@@ -242,15 +245,20 @@ class Trainer:
         (:data:`LOSS_READ_EVERY`), at the last, and before a checkpoint or a callback, so that the GPU
         is not waited for every step: a NaN is then found up to ``read_every`` steps late, never saved.
         """
+        if steps is not None and steps < 1:
+            raise ValueError(f"fit(steps={steps}): must be at least 1 (or None: to the end of the schedule)")
+        if minutes is not None and not minutes > 0:
+            raise ValueError(f"fit(minutes={minutes}): must be a positive number of minutes (or None: no time limit)")
         end = self.total_steps if steps is None else min(self.total_steps, self.step + steps)
+        deadline = None if minutes is None else time.monotonic() + 60 * minutes
         bar = tqdm(total=end, initial=self.step, desc=f"{self.kind} {self.config.image_size}px",
                    disable=not self.progress, unit="step")
         self._last_save = time.monotonic()
         stop = _StopBetweenSteps()
         with stop:                          # also while saving: a stop then waits for the file to be whole
             try:
-                while self.step < end:
-                    self._run_epoch(end, bar, stop)
+                while self.step < end and not _past(deadline):
+                    self._run_epoch(end, bar, stop, deadline)
                 if self._saves:
                     self.save_checkpoint()
             except BaseException as err:
@@ -263,7 +271,7 @@ class Trainer:
                 bar.close()
         return self.history
 
-    def _run_epoch(self, end: int, bar, stop: "_StopBetweenSteps") -> None:
+    def _run_epoch(self, end: int, bar, stop: "_StopBetweenSteps", deadline: float | None = None) -> None:
         epoch, offset = divmod(self.step, self.steps_per_epoch)
         self.sampler.set_epoch(epoch, start=offset * self.config.batch_size)
         if hasattr(self.dataset, "set_epoch"):
@@ -293,7 +301,7 @@ class Trainer:
             if self._saves and self._checkpoint_due():
                 self.save_checkpoint()
             stop.check()
-            if self.step >= end:
+            if self.step >= end or _past(deadline):
                 break
             started = time.perf_counter()
 
@@ -482,6 +490,11 @@ class _StepLosses:
     losses: dict[str, torch.Tensor]
     seconds: float
     logged: bool          # whether the history keeps the step (every log_every steps, and the last)
+
+
+def _past(deadline: float | None) -> bool:
+    """Whether a ``time.monotonic()`` deadline (None: none) has passed."""
+    return deadline is not None and time.monotonic() >= deadline
 
 
 def _write_csv(history: list[dict], path: Path) -> None:

@@ -63,6 +63,20 @@ def test_resume_uses_the_runs_own_settings(trained_run, tiny_folder, tmp_path, c
     assert_one_line_error(code, err, "other settings", "ngf 16 → 8")
 
 
+def test_minutes_budget_saves_and_resume_finishes_the_run(tiny_folder, tmp_path, capsys):
+    """--minutes: a session-sized budget. Used up after the first step (a budget of 6 ms), the run saves
+    that step and says how to continue; --resume then trains to the end of the schedule."""
+    run = tmp_path / "run"
+    code, out, _ = run_cli(capsys, "train", "--data", tiny_folder, "--out", run, "--preset", "ci", "--iters", "6",
+                           "--no-progress", "--minutes", "0.0001")
+    assert code == 0
+    assert read_checkpoint(run)["step"] == 1
+    assert "--minutes 0.0001 used up at step 1 of 6; checkpoint of step 1 saved. Continue with --resume" in out
+    code, out, _ = run_cli(capsys, "train", "--data", tiny_folder, "--out", run, "--resume", "--no-progress")
+    assert code == 0 and "done: 6 steps" in out
+    assert read_checkpoint(run)["step"] == 6
+
+
 def test_translate_a_run(trained_run, tiny_folder, tmp_path, capsys):
     out_dir = tmp_path / "out"
     code, out, _ = run_cli(capsys, "translate", "--run", trained_run, "--direction", "AtoB",
@@ -113,6 +127,8 @@ def test_info(trained_run, capsys):
     (["translate", "--run", "{run}", "--direction", "sideways", "--input", "x", "--output", "y"], ["sideways"]),
     (["translate", "--run", "{run}", "--input", "{tmp}/missing", "--output", "{tmp}/o"], ["input {tmp}/missing does not exist", "give --input an image file"]),
     (["translate", "--weights", "{tmp}/g.pth", "--input", "{data}/testA", "--output", "{tmp}/o"], ["g.pth"]),
+    (["train", "--data", "{data}", "--out", "{tmp}/r", "--minutes", "0"], ["--minutes", "'0'", "positive number"]),
+    (["train", "--data", "{data}", "--out", "{tmp}/r", "--minutes", "soon"], ["--minutes", "'soon'"]),
     (["info", "{tmp}"], ["no checkpoint"]),
     (["bake"], ["bake"]),
 ])

@@ -22,8 +22,8 @@ import pytest
 import torch
 
 from cyclegan_edu import cli
-from cyclegan_edu.download import (DownloadError, DownloadRequestError, download_dataset, download_file,
-                                   download_pretrained)
+from cyclegan_edu.download import (DownloadError, DownloadRequestError, dataset_folder, download_dataset,
+                                   download_file, download_pretrained, pretrained_weights)
 from cyclegan_edu.networks import ResnetGenerator
 from cyclegan_edu.pretrained import load_generator
 
@@ -329,6 +329,19 @@ def test_pretrained_download_loads_into_the_generator(server, tmp_path):
     loaded = load_generator(dest).state_dict()
     assert loaded.keys() == state.keys() and all(torch.equal(loaded[k], state[k]) for k in state)
     assert [p.name for p in dest.parent.iterdir()] == ["latest_net_G.pth"]
+
+
+def test_dataset_folder_and_pretrained_weights_download_once(server, tmp_path):
+    """What the chapters call: the first call downloads, later calls reuse the files without a request."""
+    body, _ = generator_bytes()
+    server.routes[f"/{NAME}.zip"] = {"body": make_zip(LAYOUT)}
+    server.routes["/horse2zebra.pth"] = {"body": body}
+    for _ in range(2):
+        folder = dataset_folder(NAME, tmp_path / "datasets", url_base=server.url, progress=False)
+        weights = pretrained_weights("horse2zebra", tmp_path / "checkpoints", url_base=server.url, progress=False)
+    assert files_under(folder) == expected_dataset()
+    assert weights == tmp_path / "checkpoints" / "horse2zebra_pretrained" / "latest_net_G.pth"
+    assert [path for path, _ in server.requests] == [f"/{NAME}.zip", "/horse2zebra.pth"]
 
 
 def test_garbage_pretrained_file_is_rejected_and_removed(server, tmp_path):

@@ -162,3 +162,35 @@ def test_distractor_scores_what_G_does_to_the_rock(monkeypatch, tmp_path):
     assert striped["G animals striped"] == 1
     copier = evaluation.evaluate(Identity(), folder, "distractor", 32)
     assert copier["G distractor change"] == 0 and copier["G animals striped"] < 0.05
+
+
+class BrightnessJudge(MeanColourJudge):
+    """Calls an image domain B when its mean is above 0."""
+    def score_B(self, x):
+        return float((x.mean((1, 2, 3)) > 0).float().mean())
+
+
+def test_translation_scores_of_any_generator_by_hand():
+    """Chapter 10 scores an official generator's outputs: each score equals its hand computation."""
+    torch.manual_seed(0)
+    inputs = torch.rand(6, 3, 8, 8) * 2 - 1
+    real = torch.rand(6, 3, 8, 8) * 0.5 + 0.2                          # all bright: judged B
+    translated = torch.cat([real[:4], -real[4:]])                      # 4 of 6 bright
+    scores = evaluation.translation_scores(translated, inputs, real, BrightnessJudge(), truth=translated)
+    assert scores["judged target"] == pytest.approx(4 / 6)
+    kid, se = metrics.kernel_inception_distance(translated.mean((2, 3)).double(), real.mean((2, 3)).double())
+    assert (scores["KID"], scores["KID se"]) == (kid, se)
+    assert scores["diversity ratio"] == pytest.approx(metrics.output_diversity(translated) / metrics.output_diversity(inputs))
+    assert scores["L1 to truth"] == 0
+    assert "Inception FID" not in scores
+    with pytest.raises(ValueError, match="one translation per input"):
+        evaluation.translation_scores(translated[:5], inputs, real, BrightnessJudge())
+
+
+def test_translation_scores_with_an_inception_network():
+    net = judges.inception_network(weights=None)                        # random weights: no download
+    torch.manual_seed(1)
+    images = torch.rand(4, 3, 32, 32) * 2 - 1
+    scores = evaluation.translation_scores(images, images.flip(0), images, BrightnessJudge(), inception=net)
+    assert scores["Inception FID"] == pytest.approx(0, abs=1e-3)         # the same images on both sides
+    assert {"Inception KID", "Inception KID se"} <= scores.keys()

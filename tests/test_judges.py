@@ -129,3 +129,26 @@ def test_labels_segmenter_reads_real_scenes():
     assert copied["pixel_acc"] < 0.1
     # a 64 px input is judged at the segmenter's size and answered at its own
     assert segmenter.predict(torch.nn.functional.interpolate(scenes, scale_factor=2)).shape == (40, 64, 64)
+
+
+def test_inception_features_shape_and_checks():
+    net = judges.inception_network(weights=None)
+    features = judges.inception_features(net, torch.rand(2, 3, 40, 48) * 2 - 1)
+    assert features.shape == (2, 2048) and torch.isfinite(features).all()
+    with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
+        judges.inception_features(net, torch.rand(2, 1, 32, 32))
+
+
+def test_inception_weights_without_a_network_are_one_clear_error(monkeypatch):
+    import urllib.error
+    import torchvision.models
+    from cyclegan_edu.download import DownloadError
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+    monkeypatch.setattr(torchvision.models, "inception_v3", offline)
+    with pytest.raises(DownloadError) as caught:
+        judges.inception_network()
+    message = str(caught.value)
+    assert "\n" not in message and "Inception-v3 weights could not be loaded" in message
+    assert "name resolution" in message and "judges.domain_judge" in message

@@ -94,6 +94,35 @@ def test_resume_gives_the_same_losses_and_weights(tiny_folder, tmp_path, changes
         whole.model.optimizers["G"].state_dict()["state"][0]["exp_avg"])
 
 
+def test_fit_for_minutes_stops_after_the_running_step_and_resumes_exactly(tiny_folder, tmp_path, monkeypatch):
+    """fit(minutes=1) on a clock that a callback moves 25 s a step: the budget is used up during step 3,
+    which is finished and saved; the resumed run then matches one trained without a budget."""
+    import types
+    from cyclegan_edu import train as train_module
+    clock = [1000.0]
+    monkeypatch.setattr(train_module, "time", types.SimpleNamespace(monotonic=lambda: clock[0],
+                                                                    perf_counter=train_module.time.perf_counter))
+    config = tiny()
+    whole = Trainer(config, tiny_folder, out=tmp_path / "whole", progress=False)
+    whole.fit()
+    budgeted = Trainer(config, tiny_folder, out=tmp_path / "budget", progress=False)
+    budgeted.add_callback(lambda trainer, record: clock.__setitem__(0, clock[0] + 25))
+    budgeted.fit(minutes=1)
+    assert budgeted.step == 3 and read_checkpoint(tmp_path / "budget")["step"] == 3
+    resumed = Trainer(config, tiny_folder, out=tmp_path / "budget", resume=True, progress=False)
+    resumed.fit()
+    assert without_time(resumed.history) == without_time(whole.history)
+
+
+@pytest.mark.parametrize("kwargs, fragment", [({"minutes": 0}, "minutes=0"), ({"minutes": -1.5}, "minutes=-1.5"),
+                                              ({"minutes": float("nan")}, "minutes=nan"), ({"steps": 0}, "steps=0")])
+def test_fit_refuses_a_budget_that_trains_nothing(tiny_folder, kwargs, fragment):
+    trainer = Trainer(tiny(), tiny_folder, progress=False)
+    with pytest.raises(ValueError, match=fragment):
+        trainer.fit(**kwargs)
+    assert trainer.step == 0
+
+
 def test_ctrl_c_in_the_middle_of_a_step_finishes_the_step_first(tiny_folder, tmp_path):
     """SIGINT between the generator and the discriminator update: the step is completed, then the run
     stops with a checkpoint of whole steps, and resuming matches the uninterrupted run."""
