@@ -33,6 +33,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -310,6 +311,14 @@ def _train_and_record(experiment: Experiment, preset: str, variant: Variant, see
     torch.set_num_threads(THREADS)
     try:
         trainer = Trainer(config, folder, out=work, model=variant.model, resume=True, progress=progress)
+        missing = _series_missing(experiment, seed, work) if trainer.step > 0 else []
+        if missing:       # a checkpoint older than the series the experiment now records: they cannot be completed
+            print(f"{experiment.name} {variant.key} seed {seed}: its checkpoint of step {trainer.step} has no "
+                  f"{' and no '.join(missing)} from step 0 (trained before the experiment recorded them); "
+                  "training it again from step 0", file=sys.stderr)
+            for name in missing:
+                (work / name).unlink(missing_ok=True)
+            trainer = Trainer(config, folder, out=work, model=variant.model, force=True, progress=progress)
         scored_on = test_folder(experiment, config)
         curve = _track_curve(trainer, scored_on, variant, work / "curve.json")
         dynamics = (_track_dynamics(trainer, scored_on, config, experiment.dynamics_every, work / "dynamics.json")
@@ -386,6 +395,14 @@ class _RunLock:
 
     def __exit__(self, *exc):
         self.path.unlink(missing_ok=True)
+
+
+def _series_missing(experiment: Experiment, seed: int, work: Path) -> list[str]:
+    """The series files that ``experiment`` records for this run and ``work`` lacks: a checkpoint made before
+    they were declared (or by an older version) has trained steps they never saw."""
+    wanted = ["curve.json"] + ["dynamics.json"] * bool(experiment.dynamics_every) \
+        + ["film.json"] * bool(experiment.film_frames and seed == experiment.seeds[0])
+    return [name for name in wanted if not (work / name).exists()]
 
 
 def _kept_points(path: Path, step: int, key: str | None = None) -> list[dict]:

@@ -423,6 +423,21 @@ def test_a_series_write_cut_short_leaves_the_previous_file_for_the_resume(record
     assert [p["step"] for p in record["dynamics"]] == [0, 2, 4, 6] and [f["step"] for f in film["frames"]] == [2, 4, 6]
 
 
+def test_a_checkpoint_older_than_its_series_is_trained_again_from_step_0(recorded, tmp_path, capsys):
+    """A checkpoint trained before the experiment declared its dynamics and film (or by an older version)
+    cannot give them their early points: the run says so in one line and trains again from step 0."""
+    work = recorded
+    _train_by_hand(work, steps=3)
+    for name in ("dynamics.json", "film.json"):
+        (work / name).unlink()
+    record, film = _resume(tmp_path)
+    assert [p["step"] for p in record["dynamics"]] == [0, 2, 4, 6] and [f["step"] for f in film["frames"]] == [2, 4, 6]
+    assert [p["step"] for p in record["curve"]] == list(range(experiments.CI_STEPS + 1))
+    err = capsys.readouterr().err
+    assert (f"{RECORDED.name} a seed 0: its checkpoint of step 3 has no dynamics.json and no film.json from step 0 "
+            "(trained before the experiment recorded them); training it again from step 0") in err
+
+
 @pytest.mark.parametrize("name", SERIES)
 def test_a_series_file_cut_short_by_an_older_version_is_one_clear_error(name, recorded, tmp_path):
     """Older versions wrote the curve and the dynamics in place: a file they left cut short stops the resume
