@@ -12,6 +12,8 @@ import pytest
 from cyclegan_edu import experiments
 
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
+# book/setup.md, "For authors"
+EXECUTE = "CYCLEGAN_EDU_PRESET=cpu .venv/bin/jupyter execute --inplace --NbClientApp.skip_cells_with_tag="
 DESCRIBED = re.compile(r"^(?P<name>[\w-]+): \d+ runs at the (?P<scale>\w+) scale: .*$", re.M)
 
 
@@ -28,8 +30,17 @@ def test_a_chapter_describes_the_committed_results_as_they_are(notebook):
         current = experiments.load(match["name"]).describe()
         assert match.group(0) == current, (
             f"{notebook.name} was executed with other committed results of {match['name']}: it printed\n"
-            f"  {match.group(0)}\nnow\n  {current}\nexecute it again: CYCLEGAN_EDU_PRESET=cpu "
-            f".venv/bin/jupyter execute --inplace notebooks/{notebook.name}")
+            f"  {match.group(0)}\nnow\n  {current}\nexecute it again: {EXECUTE} notebooks/{notebook.name}")
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_code_cell_of_a_committed_chapter_was_executed_in_order(notebook):
+    """The site shows committed outputs: a cell skipped (a ``skip-execution`` tag without the option that
+    runs it) or never run would leave a hole, and cells run out of order mean outputs from another state."""
+    cells = [c for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code"]
+    counts = [c.get("execution_count") for c in cells]
+    assert counts == list(range(1, len(cells) + 1)), (
+        f"{notebook.name}: execution counts {counts}; execute it top to bottom: {EXECUTE} notebooks/{notebook.name}")
 
 
 def test_the_check_reads_descriptions_from_outputs(tmp_path):
@@ -38,3 +49,8 @@ def test_the_check_reads_descriptions_from_outputs(tmp_path):
     path = tmp_path / "n.ipynb"
     path.write_text(json.dumps({"cells": [cell]}))
     assert [m["name"] for m in DESCRIBED.finditer(_outputs(path))] == ["ch0-shapes"]
+
+
+def test_the_command_named_in_failures_is_the_one_the_authors_guide_gives():
+    setup = (Path(__file__).parent.parent / "book" / "setup.md").read_text()
+    assert f"{EXECUTE} notebooks/*.ipynb" in setup
