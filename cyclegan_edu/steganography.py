@@ -131,6 +131,34 @@ def probe(G: Translate, F: Translate, x: torch.Tensor, noise: tuple[float, ...] 
     return rows
 
 
+def checkerboard_code(amplitude: float = 0.02) -> tuple[Translate, Translate]:
+    """A hand-made pair ``(G, F)`` that hides its input: the probe's positive control (chapter 8).
+
+    ``G`` turns each image into a flat grey of the image's mean brightness and writes the image's
+    deviation from that mean into it, multiplied by ``amplitude`` and by a ±1 checkerboard, so ``G(x)``
+    is flat to within ``amplitude`` (0.02 is under three grey levels of 255). ``F`` demodulates:
+    multiply by the checkerboard again, divide by ``amplitude``, add the mean back. Untouched, the pair
+    has a near-zero cycle error; it is exactly the kind of code Chu et al. found, a signal too faint to see
+    that carries everything the way back needs."""
+    if not 0 < amplitude <= 1 or not math.isfinite(amplitude):
+        raise ValueError(f"amplitude={amplitude}: choose a number in (0, 1], e.g. 0.02 (under three grey levels)")
+
+    def signs(t: torch.Tensor) -> torch.Tensor:
+        i, j = torch.meshgrid(torch.arange(t.shape[-2], device=t.device), torch.arange(t.shape[-1], device=t.device),
+                              indexing="ij")
+        return (1.0 - 2.0 * ((i + j) % 2)).to(t.dtype)
+
+    def hide(x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        return mean + amplitude * signs(x) * (x - mean)
+
+    def reveal(y: torch.Tensor) -> torch.Tensor:
+        mean = y.mean(dim=(1, 2, 3), keepdim=True)
+        return (signs(y) * (y - mean) / amplitude + mean).clamp(-1, 1)
+
+    return hide, reveal
+
+
 def cycle_of(model, source: str = "A") -> tuple[Translate, Translate]:
     """``(G, F)`` of a trained two-way model (a CycleGAN) as callables, for images of the dataset's
     domain ``source``: ``"A"`` gives (A → B, B → A), ``"B"`` the other way round."""

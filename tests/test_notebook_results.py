@@ -17,9 +17,13 @@ EXECUTE = "CYCLEGAN_EDU_PRESET=cpu .venv/bin/jupyter execute --inplace --NbClien
 DESCRIBED = re.compile(r"^(?P<name>[\w-]+): \d+ runs at the (?P<scale>\w+) scale: .*$", re.M)
 
 
+def _outputs_of(cells: list[dict]) -> str:
+    return "\n".join("".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
+                     for c in cells if c["cell_type"] == "code" for o in c.get("outputs", []))
+
+
 def _outputs(path: Path) -> str:
-    cells = json.loads(path.read_text())["cells"]
-    return "\n".join("".join(o.get("text", "")) for c in cells if c["cell_type"] == "code" for o in c.get("outputs", []))
+    return _outputs_of(json.loads(path.read_text())["cells"])
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
@@ -41,6 +45,38 @@ def test_every_code_cell_of_a_committed_chapter_was_executed_in_order(notebook):
     counts = [c.get("execution_count") for c in cells]
     assert counts == list(range(1, len(cells) + 1)), (
         f"{notebook.name}: execution counts {counts}; execute it top to bottom: {EXECUTE} notebooks/{notebook.name}")
+
+
+# A measured number in prose: two or more decimals (0.198, 41.874, −0.0591), outside code blocks.
+PROSE_NUMBER = re.compile(r"(?<![\w.])[−-]?\d+\.\d{2,}(?!\d)")
+
+
+def _numbers_not_printed(cells: list[dict]) -> list[str]:
+    printed = _outputs_of(cells)
+    missing = []
+    for cell in cells:
+        if cell["cell_type"] == "markdown":
+            text = re.sub(r"```.*?```", "", "".join(cell["source"]), flags=re.S)
+            missing += [n for n in PROSE_NUMBER.findall(text) if n.lstrip("−-") not in printed]
+    return missing
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS + sorted((NOTEBOOKS[0].parent / "problems").glob("*.ipynb")),
+                         ids=lambda p: p.stem)
+def test_every_number_in_a_chapters_prose_is_printed_by_one_of_its_cells(notebook):
+    """The book's promise: no number in prose, a caption or a solution that a cell of the same chapter
+    does not print. Checked for measured numbers (two or more decimals) against the committed outputs."""
+    missing = _numbers_not_printed(json.loads(notebook.read_text())["cells"])
+    assert not missing, (f"{notebook.name}: its prose quotes {missing}, which none of its cells prints; quote the "
+                         f"printed number, or print it, and execute again: {EXECUTE} notebooks/{notebook.name}")
+
+
+def test_the_number_check_finds_a_number_no_cell_prints():
+    cells = [{"cell_type": "markdown", "source": ["KID 0.198 ± 0.203, FID −41.87; in code: ```x = 0.123```"]},
+             {"cell_type": "code", "outputs": [{"output_type": "stream", "text": ["KID 0.198 ± 0.203, FID -41.87\n"]}]}]
+    assert _numbers_not_printed(cells) == []
+    cells[0]["source"] = ["KID 0.199 ± 0.203"]
+    assert _numbers_not_printed(cells) == ["0.199"]
 
 
 def test_the_check_reads_descriptions_from_outputs(tmp_path):

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 
 from cyclegan_edu.config import get_preset
 from cyclegan_edu.models import build_model
-from cyclegan_edu.steganography import (add_noise, amplified_residual, cycle_of, gaussian_blur, jpeg, perturb,
-                                        probe)
+from cyclegan_edu.steganography import (add_noise, amplified_residual, checkerboard_code, cycle_of, gaussian_blur,
+                                        jpeg, perturb, probe)
 
 EPS = 0.02       # the hidden code's amplitude: under 3 grey levels of 255
 
@@ -28,16 +28,7 @@ def checkerboard(x: torch.Tensor) -> torch.Tensor:
     return 1.0 - 2.0 * ((i + j) % 2).float()
 
 
-def hide(x: torch.Tensor) -> torch.Tensor:
-    """A "translation" to a flat grey of x's mean brightness, carrying x in a faint checkerboard."""
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    return mean + EPS * checkerboard(x) * (x - mean)
-
-
-def reveal(y: torch.Tensor) -> torch.Tensor:
-    """Its decoder: demodulate the checkerboard and undo the amplitude."""
-    mean = y.mean(dim=(1, 2, 3), keepdim=True)
-    return (checkerboard(y) * (y - mean) / EPS + mean).clamp(-1, 1)
+hide, reveal = checkerboard_code(EPS)          # G: flat grey of x's mean carrying x in a faint checkerboard
 
 
 def rows_by_kind(rows):
@@ -48,6 +39,11 @@ def test_the_hand_made_encoder_works_when_untouched():
     x = smooth_images()
     assert (hide(x) - hide(x).mean(dim=(1, 2, 3), keepdim=True)).abs().max() <= EPS   # G(x): flat to 3 levels
     assert (reveal(hide(x)) - x).abs().mean() < 0.01                                 # F reads x back
+    # by hand: G(x) = mean + EPS · (±1 checkerboard) · (x − mean)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    assert torch.allclose(hide(x), mean + EPS * checkerboard(x) * (x - mean))
+    with pytest.raises(ValueError, match="amplitude=0"):
+        checkerboard_code(0)
 
 
 def test_hiding_pair_collapses_while_its_translation_barely_changes():
