@@ -244,3 +244,32 @@ def test_no_internal_link_is_broken(site, base_url):
             broken.append(f"{target} (status {status}, linked from {linked_from})")
     assert not broken, "broken internal links:\n" + "\n".join(broken)
     assert len(targets) > len(pages)
+
+
+# (page, quiz): each must judge clicks and keep the tally with no kernel
+QUIZZES = ["notebooks/08_evaluation"]
+
+
+@pytest.mark.parametrize("page", QUIZZES, ids=[Path(p).name for p in QUIZZES])
+def test_the_real_or_fake_quiz_keeps_score_without_a_kernel(browser, base_url, page):
+    """The real-or-fake quiz (widgets.real_or_fake_quiz) is plain HTML/JS: on the static site each click on an
+    image is judged, the next pair shows, the tally counts, the end compares the reader's fooling rate with
+    the judge's, and restart starts again."""
+    browser.get(urljoin(base_url, f"{page}.html"))
+    wait_for(browser, "document.querySelector('.cg-quiz .cg-trial') !== null", f"{page} shows no real-or-fake quiz")
+    quiz = browser.find_element(By.CSS_SELECTOR, ".cg-quiz")
+    trials = quiz.find_elements(By.CSS_SELECTOR, ".cg-trial")
+    text = lambda css: quiz.find_element(By.CSS_SELECTOR, css).text
+    for i, trial in enumerate(trials):
+        assert trial.is_displayed(), f"{page}: pair {i + 1} is not shown after {i} answers"
+        fake = trial.get_attribute("data-fake")
+        pick = fake if i % 2 else {"left": "right", "right": "left"}[fake]        # fooled on every second pair
+        trial.find_element(By.CSS_SELECTOR, f".cg-pick[data-side='{pick}']").click()
+        assert text(".cg-feedback").startswith(f"Pair {i + 1}: {'fooled' if i % 2 else 'right'}"), text(".cg-feedback")
+    n, fooled = len(trials), len(trials) // 2
+    judge = sum(t.get_attribute("data-judge") == "1" for t in trials)
+    assert n >= 4 and text(".cg-tally").startswith(f"{n} of {n} pairs done · fooled on {fooled}"), text(".cg-tally")
+    assert f"You were fooled on {fooled} of {n} pairs" in text(".cg-summary")
+    assert f"the judge on {judge} of {n}" in text(".cg-summary"), text(".cg-summary")
+    quiz.find_element(By.CSS_SELECTOR, ".cg-restart").click()
+    assert trials[0].is_displayed() and text(".cg-tally").startswith(f"0 of {n} pairs done")
