@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -47,17 +48,19 @@ def test_every_code_cell_of_a_committed_chapter_was_executed_in_order(notebook):
         f"{notebook.name}: execution counts {counts}; execute it top to bottom: {EXECUTE} notebooks/{notebook.name}")
 
 
-# A measured number in prose: two or more decimals (0.198, 41.874, −0.0591), outside code blocks.
+# A measured number in prose: two or more decimals (0.198, 41.874, −0.0591), outside code blocks. It must
+# equal, as a whole number, one that a cell prints: 0.03 is not found in a printed 0.031, and 0.05 is in 0.0500.
 PROSE_NUMBER = re.compile(r"(?<![\w.])[−-]?\d+\.\d{2,}(?!\d)")
+PRINTED_NUMBER = re.compile(r"(?<![\d.])\d+(?:\.\d+)?(?![\d.]?\d)")
 
 
 def _numbers_not_printed(cells: list[dict]) -> list[str]:
-    printed = _outputs_of(cells)
+    printed = {Decimal(n) for n in PRINTED_NUMBER.findall(_outputs_of(cells))}
     missing = []
     for cell in cells:
         if cell["cell_type"] == "markdown":
             text = re.sub(r"```.*?```", "", "".join(cell["source"]), flags=re.S)
-            missing += [n for n in PROSE_NUMBER.findall(text) if n.lstrip("−-") not in printed]
+            missing += [n for n in PROSE_NUMBER.findall(text) if Decimal(n.lstrip("−-")) not in printed]
     return missing
 
 
@@ -77,6 +80,9 @@ def test_the_number_check_finds_a_number_no_cell_prints():
     assert _numbers_not_printed(cells) == []
     cells[0]["source"] = ["KID 0.199 ± 0.203"]
     assert _numbers_not_printed(cells) == ["0.199"]
+    cells[0]["source"] = ["noise of 0.03, an error of 0.05 and 1.87"]      # only parts of printed numbers
+    cells[1]["outputs"][0]["text"] = ["noise 0.031, error 0.0500, 41.87\n"]
+    assert _numbers_not_printed(cells) == ["0.03", "1.87"]
 
 
 def test_the_check_reads_descriptions_from_outputs(tmp_path):
