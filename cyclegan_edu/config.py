@@ -71,7 +71,8 @@ class Config:
     netD: str = _setting("n_layers", "discriminator: n_layers (the PatchGAN with n_layers_D layers), pixel (1×1 "
                                      "PixelGAN) or image (one score per image)", NET_D_CHOICES)
     n_layers_D: int = _setting(3, "stride-2 layers of the discriminator: 3 = the 70×70 PatchGAN")
-    spectral_norm: bool = _setting(False, "spectral normalisation of the discriminators' weights (Miyato et al. 2018)")
+    spectral_norm: bool = _setting(False, "spectral normalisation of the discriminators' weights, which then have "
+                                          "no normalisation layers (Miyato et al. 2018)")
     norm: str = _setting("instance", "normalisation layers: instance (CycleGAN), batch (pix2pix) or none", NORMS)
     upsample: str = _setting("deconv", "generator upsampling: deconv (transposed convolutions, the paper's) or "
                                        "resize (bilinear ×2 + conv, free of checkerboard artifacts)", UPSAMPLE_CHOICES)
@@ -193,6 +194,14 @@ class Config:
              f"n_epochs={self.n_epochs} and n_epochs_decay={self.n_epochs_decay}: nothing to train; "
              "train at least one epoch (or set iters)")
         need(self.checkpoint_minutes >= 0, f"checkpoint_minutes={self.checkpoint_minutes}: must be 0 (off) or more")
+
+    @property
+    def norm_D(self) -> str:
+        """The discriminators' normalisation layers: ``norm``, or none with ``spectral_norm``. Spectral
+        normalisation bounds how much each layer can amplify a change of its input; an instance (or batch)
+        norm after it would rescale the features to unit variance again and undo the bound (the D of Miyato
+        et al. 2018 has no normalisation layers). Chapter 6."""
+        return "none" if self.spectral_norm else self.norm
 
     def replace(self, **changes) -> "Config":
         """A copy with some fields changed (and checked again)."""

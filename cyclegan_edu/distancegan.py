@@ -142,7 +142,7 @@ class DistanceGAN(TranslationModel):
                              "(distances between the halves of each image, Benaim & Wolf §3.2)")
         self.G = init_weights(ResnetGenerator(c.input_nc, c.output_nc, c.ngf, c.n_blocks, c.norm, c.dropout,
                                               c.upsample), "normal", c.init_gain)
-        self.D_B = init_weights(build_discriminator(c.netD, c.output_nc, c.ndf, c.n_layers_D, c.norm, c.image_size),
+        self.D_B = init_weights(build_discriminator(c.netD, c.output_nc, c.ndf, c.n_layers_D, c.norm_D, c.image_size),
                                 "normal", c.init_gain)
         if c.spectral_norm:
             add_spectral_norm(self.D_B)

@@ -181,7 +181,7 @@ class CycleGAN(TranslationModel):
             return ResnetGenerator(i, o, c.ngf, c.n_blocks, c.norm, c.dropout, c.upsample)
 
         def discriminator(i):
-            return build_discriminator(c.netD, i, c.ndf, c.n_layers_D, c.norm, c.image_size)
+            return build_discriminator(c.netD, i, c.ndf, c.n_layers_D, c.norm_D, c.image_size)
 
         self.G_AB = generator(c.input_nc, c.output_nc)     # G: X → Y
         self.G_BA = generator(c.output_nc, c.input_nc)     # F: Y → X
@@ -303,7 +303,7 @@ class Pix2Pix(TranslationModel):
             raise ValueError(f"image_size={c.image_size}: pix2pix's U-Net needs a power of two (32, 64, …, 256)")
         self.G = init_weights(UnetGenerator(c.input_nc, c.output_nc, num_downs, c.ngf, c.norm, dropout=c.dropout),
                               "normal", c.init_gain)
-        self.D = init_weights(build_discriminator(c.netD, c.input_nc + c.output_nc, c.ndf, c.n_layers_D, c.norm,
+        self.D = init_weights(build_discriminator(c.netD, c.input_nc + c.output_nc, c.ndf, c.n_layers_D, c.norm_D,
                                                   c.image_size), "normal", c.init_gain)
         if c.spectral_norm:
             add_spectral_norm(self.D)

@@ -293,6 +293,32 @@ def test_spectral_norm_wraps_the_discriminators_only_and_a_step_runs(kind):
     assert not any(wrapped(build_model(kind, tiny()).children()))     # off by default
 
 
+@pytest.mark.parametrize("kind", ["cyclegan", "pix2pix", "distancegan"])
+def test_spectral_norm_bounds_how_fast_the_discriminators_score_can_change(kind):
+    """Spectral norm bounds each layer's gain; a normalisation layer after it would rescale the features to
+    unit variance and undo that: on a nearly flat image (per-image variance 1e-6) instance norm magnifies a
+    tiny change a thousandfold. With spectral_norm the discriminators have no normalisation layers, and the
+    gradient of their mean score stays small there, as on a textured image (chapter 6's fix of an
+    overpowering D)."""
+    from torch import nn
+    torch.manual_seed(0)
+    model = build_model(kind, tiny(spectral_norm=True, ndf=16))
+    D = model.D_B if kind != "pix2pix" else model.D
+    assert not [m for m in D.modules() if isinstance(m, (nn.modules.instancenorm._InstanceNorm,
+                                                          nn.modules.batchnorm._BatchNorm))]
+    for _ in range(20):                                                 # let the power iteration settle
+        D(torch.randn(2, D.model[0].in_channels, 32, 32))
+
+    def gradient_norm(image):
+        image = image.clone().requires_grad_(True)
+        D.eval()(image).mean().backward()
+        return image.grad.norm().item()
+    channels = D.model[0].in_channels
+    flat, textured = 0.5 + 1e-3 * torch.randn(1, channels, 32, 32), torch.rand(1, channels, 32, 32) * 2 - 1
+    assert gradient_norm(flat) < 0.2 and gradient_norm(textured) < 0.2
+    assert tiny(spectral_norm=True).norm_D == "none" and tiny().norm_D == "instance"
+
+
 @pytest.mark.parametrize("kind", ["cyclegan", "pix2pix"])
 def test_lr_D_sets_the_discriminators_learning_rate_only(kind):
     """Chapter 6's imbalance: D's Adam steps with lr_D, G's with lr; unset, both use lr (the paper)."""
