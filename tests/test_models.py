@@ -304,16 +304,16 @@ def test_spectral_norm_bounds_how_fast_the_discriminators_score_can_change(kind)
     torch.manual_seed(0)
     model = build_model(kind, tiny(spectral_norm=True, ndf=16))
     D = model.D_B if kind != "pix2pix" else model.D
+    channels = D.model[0].in_channels
     assert not [m for m in D.modules() if isinstance(m, (nn.modules.instancenorm._InstanceNorm,
                                                           nn.modules.batchnorm._BatchNorm))]
     for _ in range(20):                                                 # let the power iteration settle
-        D(torch.randn(2, D.model[0].in_channels, 32, 32))
+        D(torch.randn(2, channels, 32, 32))
 
     def gradient_norm(image):
         image = image.clone().requires_grad_(True)
         D.eval()(image).mean().backward()
         return image.grad.norm().item()
-    channels = D.model[0].in_channels
     flat, textured = 0.5 + 1e-3 * torch.randn(1, channels, 32, 32), torch.rand(1, channels, 32, 32) * 2 - 1
     assert gradient_norm(flat) < 0.2 and gradient_norm(textured) < 0.2
     assert tiny(spectral_norm=True).norm_D == "none" and tiny().norm_D == "instance"
