@@ -1,13 +1,17 @@
 """Shared test set-up.
 
 At import time (before any test or nbval notebook runs in this pytest process): the ``ci`` preset,
-and the domain and run caches in a fresh temporary folder, unless the caller set them already.
+and the domain and run caches in a fresh temporary folder, unless the caller set them already. That
+folder (about 1 GB after a full run) is removed when the pytest process exits, however it ends, so
+repeated runs do not fill the disk.
 The fixtures build tiny image folders with PIL directly, so the unit tests do not depend on
 :mod:`cyclegan_edu.domains`.
 """
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -20,6 +24,7 @@ if not (os.environ.get("CYCLEGAN_EDU_DATA") and os.environ.get("CYCLEGAN_EDU_RUN
     _session_dir = Path(tempfile.mkdtemp(prefix="cyclegan_edu_tests_"))
     os.environ.setdefault("CYCLEGAN_EDU_DATA", str(_session_dir / "data"))
     os.environ.setdefault("CYCLEGAN_EDU_RUNS", str(_session_dir / "runs"))
+    atexit.register(shutil.rmtree, _session_dir, ignore_errors=True)
 
 DATA = Path(__file__).parent / "data"
 SIZE = 32
