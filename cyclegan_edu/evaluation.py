@@ -81,10 +81,13 @@ def version(task: str) -> int:
     return TASK_VERSIONS.get(task, VERSION)
 
 
-def _translate(model, x: torch.Tensor, direction: str) -> torch.Tensor:
+def _translate(model, x: torch.Tensor, direction: str, eval_mode: bool = True) -> torch.Tensor:
     """``model.translate`` in chunks of 50 (directions name the dataset's domains, whatever way a model
-    was trained: ``Config.direction``)."""
-    return torch.cat([model.translate(x[i:i + 50], direction).cpu() for i in range(0, len(x), 50)])
+    was trained: ``Config.direction``). ``eval_mode=False`` asks for the official test.py's mode
+    (:func:`~cyclegan_edu.networks.set_test_time_mode`); any object with ``translate(x, direction)`` can
+    be scored in the default eval mode (the stand-ins of chapter 0 and the tests)."""
+    extra = {} if eval_mode else {"eval_mode": False}
+    return torch.cat([model.translate(x[i:i + 50], direction, **extra).cpu() for i in range(0, len(x), 50)])
 
 
 def _test_images(folder: Path, size: int) -> dict[str, torch.Tensor]:
@@ -101,9 +104,11 @@ def directions(model_kind: str, direction: str = "AtoB") -> tuple[str, ...]:
 
 
 def evaluate(model, folder: str | os.PathLike, task: str, size: int, model_kind: str = "cyclegan",
-             direction: str = "AtoB") -> dict[str, float]:
+             direction: str = "AtoB", eval_mode: bool = True) -> dict[str, float]:
     """Every score of a trained ``model`` on the test split of ``task`` (its folder), as a flat dict
-    whose keys start with the generator (``G`` = A → B, ``F`` = B → A). See the module docstring."""
+    whose keys start with the generator (``G`` = A → B, ``F`` = B → A). See the module docstring.
+    ``eval_mode=False`` translates as the official test.py does by default: batch norm normalises each
+    test image with its own statistics instead of the running ones (chapter 5)."""
     folder = Path(folder)
     images = _test_images(folder, size)
     judge = judges.domain_judge(folder, size=size, progress=False)
@@ -112,7 +117,7 @@ def evaluate(model, folder: str | os.PathLike, task: str, size: int, model_kind:
     for way in directions(model_kind, direction):
         source, target = way[0], way[-1]
         name = "G" if way == "AtoB" else "F"
-        fake = fakes[way] = _translate(model, images[source], way)
+        fake = fakes[way] = _translate(model, images[source], way, eval_mode)
         if f"{source}_gt" in images:
             scores[f"{name} L1 to truth"] = metrics.l1(fake, images[f"{source}_gt"])
         kid, se = metrics.kernel_inception_distance(judge.features(fake), judge.features(images[target]))
@@ -125,14 +130,14 @@ def evaluate(model, folder: str | os.PathLike, task: str, size: int, model_kind:
         if task in DISTANCE_TASKS:
             scores[f"{name} distance corr"] = metrics.distance_correlation(images[source], fake)
         if task in COLOUR_TASKS:   # the identity path: this generator fed a real image of its output domain
-            scores[f"{name} identity L1"] = metrics.l1(_translate(model, images[target], way), images[target])
+            scores[f"{name} identity L1"] = metrics.l1(_translate(model, images[target], way, eval_mode), images[target])
     if model_kind == "cyclegan":
         for way, name in (("AtoB", "G"), ("BtoA", "F")):
             back = "BtoA" if way == "AtoB" else "AtoB"
-            scores[f"{name} cycle L1"] = metrics.l1(images[way[0]], _translate(model, fakes[way], back))
+            scores[f"{name} cycle L1"] = metrics.l1(images[way[0]], _translate(model, fakes[way], back, eval_mode))
             if task in PROBE_TASKS:
                 noisy = steganography.add_noise(fakes[way], PROBE_NOISE)
-                scores[f"{name} cycle L1, noisy"] = metrics.l1(images[way[0]], _translate(model, noisy, back))
+                scores[f"{name} cycle L1, noisy"] = metrics.l1(images[way[0]], _translate(model, noisy, back, eval_mode))
     return scores
 
 
@@ -198,7 +203,7 @@ def _distractor_scores(folder: Path, size: int, fake: torch.Tensor, images: dict
 
 
 def samples(model, folder: str | os.PathLike, size: int, model_kind: str = "cyclegan",
-            direction: str = "AtoB", n: int = N_SAMPLES) -> dict[str, torch.Tensor]:
+            direction: str = "AtoB", n: int = N_SAMPLES, eval_mode: bool = True) -> dict[str, torch.Tensor]:
     """The sample sheet of a run: the first ``n`` test images of each domain through the model, as named
     rows of (n, C, H, W) images: x, G(x), F(G(x)) and the truth, then y, F(y), G(F(y)) and the truth
     (pix2pix: input, output and truth of its one direction)."""
@@ -207,15 +212,15 @@ def samples(model, folder: str | os.PathLike, size: int, model_kind: str = "cycl
     for way in directions(model_kind, direction):
         source = way[0]
         x = images[source][:n]
-        fake = _translate(model, x, way)
+        fake = _translate(model, x, way, eval_mode)
         if way == "AtoB":
             rows.update({"x": x, "G(x)": fake})
             if model_kind == "cyclegan":
-                rows["F(G(x))"] = _translate(model, fake, "BtoA")
+                rows["F(G(x))"] = _translate(model, fake, "BtoA", eval_mode)
         else:
             rows.update({"y": x, "F(y)": fake})
             if model_kind == "cyclegan":
-                rows["G(F(y))"] = _translate(model, fake, "AtoB")
+                rows["G(F(y))"] = _translate(model, fake, "AtoB", eval_mode)
         if f"{source}_gt" in images:
             rows[f"truth of {'x' if way == 'AtoB' else 'y'}"] = images[f"{source}_gt"][:n]
     return rows

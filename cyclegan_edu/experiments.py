@@ -68,6 +68,8 @@ class Variant:
     changes: dict = field(default_factory=dict)
     model: str = "cyclegan"
     shuffle_pairs: float = 0.0          # pix2pix: the share of training pairs whose B half is another's
+    eval_mode: bool = True              # False: scored as the official test.py does by default (batch norm
+                                        # with each test image's own statistics; networks.set_test_time_mode)
 
 
 @dataclass(frozen=True)
@@ -167,9 +169,13 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                      for v in (0.5, 0)),
                steps=2500),
     # Chapter 5: the generator's design choices on the task of chapter 0 (whose runs are the paper's choices:
-    # instance norm, 6 blocks at this size, transposed convolutions).
+    # instance norm, 6 blocks at this size, transposed convolutions). batchnorm-own trains as batchnorm (the
+    # same config and seed) and is scored as the official test.py does by default: with each test image's
+    # own statistics, as in training, instead of the running ones.
     Experiment("ch5-generator", 5, "shapes", "Batch norm, 9 blocks, resize-convolution in the ResNet generator",
                (Variant("batchnorm", "batch norm", {"norm": "batch"}),
+                Variant("batchnorm-own", "batch norm, each test image's own statistics", {"norm": "batch"},
+                        eval_mode=False),
                 Variant("blocks9", "9 residual blocks", {"n_blocks": 9}),
                 Variant("resize", "resize-convolution", {"upsample": "resize"})),
                steps=2500, sheet_images=4, sheet_way="AtoB"),
@@ -330,9 +336,10 @@ def _train_and_record(experiment: Experiment, preset: str, variant: Variant, see
         train_seconds = sum(record["seconds"] for record in trainer.history)
         started = time.perf_counter()
         scores = evaluation.evaluate(trainer.model, scored_on, experiment.task, config.image_size, variant.model,
-                                     config.direction)
+                                     config.direction, variant.eval_mode)
         rows = sheet_rows(evaluation.samples(trainer.model, scored_on, config.image_size, variant.model,
-                                             config.direction, n=experiment.sheet_images or evaluation.N_SAMPLES),
+                                             config.direction, n=experiment.sheet_images or evaluation.N_SAMPLES,
+                                             eval_mode=variant.eval_mode),
                           first_seed=seed == experiment.seeds[0], way=experiment.sheet_way)
         maps = (_d_maps(trainer.model, scored_on, config, variant, experiment.d_maps)
                 if experiment.d_maps and seed == experiment.seeds[0] else None)
@@ -344,7 +351,7 @@ def _train_and_record(experiment: Experiment, preset: str, variant: Variant, see
         "format": FORMAT, "experiment": experiment.name, "chapter": experiment.chapter, "task": experiment.task,
         "variant": variant.key, "label": variant.label, "model": variant.model, "seed": seed, "preset": preset,
         "config": config.to_dict(), "data": data_fingerprint(folder), "evaluation_version": evaluation.version(experiment.task),
-        "metrics": scores, "steps": trainer.step, "train_seconds": round(train_seconds, 1),
+        "eval_mode": variant.eval_mode, "metrics": scores, "steps": trainer.step, "train_seconds": round(train_seconds, 1),
         "eval_seconds": round(eval_seconds, 1),
         "history": _subsample(trainer.history), "curve": curve, "samples": list(rows),
         **({"dynamics": dynamics} if dynamics is not None else {}),
@@ -432,7 +439,8 @@ def _write_atomically(path: Path, text: str) -> None:
 def _track_curve(trainer, folder: Path, variant: Variant, path: Path) -> list[dict]:
     """Measure the error against the truth ``CURVE_POINTS`` times during training (and at step 0), so a
     record shows whether the run had flattened; kept in ``path`` so that a resumed run keeps its points.
-    Returns the list the callback fills."""
+    Measured in eval mode whatever ``variant.eval_mode``: it follows training, which the test-time mode
+    does not change. Returns the list the callback fills."""
     from . import evaluation
     c = trainer.config
     curve = _kept_points(path, trainer.step)
@@ -633,6 +641,8 @@ def stale_reason(record: dict, experiment: Experiment | None = None) -> str | No
         return "config changed (" + ", ".join(changed) + ")"
     if variant.model != record["model"]:
         return f"model changed: {record['model']} → {variant.model}"
+    if record.get("eval_mode", True) != variant.eval_mode:      # records before the field: eval mode
+        return f"test-time mode changed: eval_mode {record.get('eval_mode', True)} → {variant.eval_mode}"
     if record.get("evaluation_version") != evaluation.version(experiment.task):
         return (f"scores were computed by evaluation version {record.get('evaluation_version')}, "
                 f"now {evaluation.version(experiment.task)}")

@@ -180,6 +180,10 @@ def test_stale_records_are_named_with_the_command_to_rerun(tiny, tiny_results, t
     record["evaluation_version"] = evaluation.version(TINY.task)
     del record["config"]["upsample"]                       # a field added later, at its default: not stale
     assert experiments.stale_reason(record) is None
+    del record["eval_mode"]                                # a record from before eval_mode: scored in eval mode
+    assert experiments.stale_reason(record) is None
+    record["eval_mode"] = False                            # scored in the official test.py's mode instead
+    assert "test-time mode changed: eval_mode False → True" in experiments.stale_reason(record)
 
 
 def test_reproduce_same_machine_matches_and_catches_a_changed_number(tiny, tiny_results, tmp_path):
