@@ -134,3 +134,29 @@ def seed_curves(results, metric: str, variants: Sequence[str] | None = None, yla
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return ax
+
+
+def score_map_sheet(results, fake_label: str = "G(x)", image: int = 0, title: str | None = None) -> Figure:
+    """What each variant's final discriminator says, one row per variant: a true image of the target
+    domain, D's score map on it, the model's translation of the same input, D's map on that (the maps an
+    experiment keeps with ``d_maps``, :meth:`~cyclegan_edu.experiments.Results.d_maps`). Green is "real"
+    (1, the LSGAN target), red "fake" (0); each map's title gives its size and mean. Chapter 5."""
+    variants = results.variants()
+    fig, axes = plt.subplots(len(variants), 4, figsize=(9, 2.3 * len(variants)), dpi=100, squeeze=False,
+                             layout="constrained")
+    for row, variant in zip(axes, variants):
+        maps, sheet = results.d_maps(variant.key), results.samples(variant.key)
+        for ax, label, shown in zip(row[::2], ("true image", fake_label), (sheet["truth of x"], sheet["G(x)"])):
+            ax.imshow(to_numpy_image(shown[image]))
+            ax.set_title(label, fontsize=8)
+        for ax, kind in zip(row[1::2], ("real", "fake")):
+            score = maps[kind][image].numpy()
+            drawn = ax.imshow(score, cmap="RdYlGn", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_title(f"D's {score.shape[0]}×{score.shape[1]} map, mean {score.mean():.2f}", fontsize=8)
+        for ax in row:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        row[0].set_ylabel(variant.label, fontsize=9)
+    fig.colorbar(drawn, ax=axes, shrink=0.5, label="D's score (1 = real, 0 = fake)")
+    fig.suptitle(title or f"What each discriminator says about test image {image} and its translation (first seed)")
+    return fig

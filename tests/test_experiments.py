@@ -554,6 +554,17 @@ def test_declared_d_maps_are_kept_for_the_first_seed_and_read_back(tmp_path, mon
     assert (maps["fake"] - fake.clamp(*experiments.D_MAP_RANGE)).abs().max() <= step / 2 + 1e-6
     with pytest.raises(ValueError, match="kept no discriminator maps"):
         experiments.Results(MAPPED, "ci", {}, tmp_path).d_maps("a")              # no stored run
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from cyclegan_edu import viz
+    fig = viz.score_map_sheet(results, "pix2pix's G(x)", image=1)              # one row: image, map, image, map
+    true_ax, real_ax, fake_ax, fake_map_ax = fig.axes[:4]
+    assert len(fig.axes) == 5 and fake_ax.get_title() == "pix2pix's G(x)"      # and the colour bar
+    assert real_ax.images[0].get_array().data.tolist() == maps["real"][1].numpy().tolist()
+    assert fake_map_ax.get_title() == f"D's {fake.shape[1]}×{fake.shape[2]} map, mean {maps['fake'][1].mean():.2f}"
+    assert true_ax.images[0].get_array().data == pytest.approx(viz.to_numpy_image(results.samples("a")["truth of x"][1]))
+    plt.close(fig)
 
 
 def test_a_run_records_the_commit_of_the_code_it_imported(monkeypatch):
