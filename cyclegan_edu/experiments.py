@@ -70,6 +70,8 @@ class Variant:
     shuffle_pairs: float = 0.0          # pix2pix: the share of training pairs whose B half is another's
     eval_mode: bool = True              # False: scored as the official test.py does by default (batch norm
                                         # with each test image's own statistics; networks.set_test_time_mode)
+    trains_as: str | None = None        # the key of a variant whose training this one is (the same settings):
+                                        # it is scored from that variant's networks, which train once
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,15 @@ class Experiment:
     d_maps: int = 0                     # test images whose final D score maps the first seed keeps (chapter 5)
     sheet_images: int | None = None     # test images per row of the first seed's sample sheet (None: N_SAMPLES)
     sheet_way: str | None = None        # "AtoB": keep only the sheet's A → B rows (x, G(x), F(G(x)), truth)
+
+    def __post_init__(self):
+        for v in self.variants:
+            if v.trains_as is None:
+                continue
+            same = [u for u in self.variants if u.key == v.trains_as and u.trains_as is None]
+            if not same or (same[0].changes, same[0].model, same[0].shuffle_pairs) != (v.changes, v.model, v.shuffle_pairs):
+                raise ValueError(f"experiment {self.name}: variant {v.key!r} trains_as={v.trains_as!r}, which must name "
+                                 "another variant of the experiment with the same changes, model and shuffle_pairs")
 
     def variant(self, key: str | None) -> Variant:
         """The variant called ``key`` (default: the first)."""
@@ -169,13 +180,13 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                      for v in (0.5, 0)),
                steps=2500),
     # Chapter 5: the generator's design choices on the task of chapter 0 (whose runs are the paper's choices:
-    # instance norm, 6 blocks at this size, transposed convolutions). batchnorm-own trains as batchnorm (the
-    # same config and seed) and is scored as the official test.py does by default: with each test image's
-    # own statistics, as in training, instead of the running ones.
+    # instance norm, 6 blocks at this size, transposed convolutions). batchnorm-own is batchnorm's networks
+    # (trains_as: trained once) scored as the official test.py does by default: with each test image's own
+    # statistics, as in training, instead of the running ones.
     Experiment("ch5-generator", 5, "shapes", "Batch norm and resize-convolution in the ResNet generator",
                (Variant("batchnorm", "batch norm", {"norm": "batch"}),
                 Variant("batchnorm-own", "batch norm, each test image's own statistics", {"norm": "batch"},
-                        eval_mode=False),
+                        eval_mode=False, trains_as="batchnorm"),
                 Variant("resize", "resize-convolution", {"upsample": "resize"})),
                steps=2500, sheet_images=4, sheet_way="AtoB"),
     # Chapter 5: the discriminator's patch on labels → photo at 128 px, where a 16×16, a 70×70 and the whole
@@ -292,7 +303,8 @@ def run(name: str, preset: str | None = None, variant: str | None = None, seed: 
 
 def run_one(experiment: Experiment, preset: str, variant: Variant, seed: int, path: Path,
             progress: bool = True, checkpoints: Path | None = None, precision: str | None = None) -> Path:
-    """Train one run (resuming its checkpoint if one exists), score it and write ``path/run.json`` and
+    """Train one run (resuming its checkpoint if one exists; a variant that ``trains_as`` another resumes
+    that variant's, so a finished one is only scored), score it and write ``path/run.json`` and
     ``path/samples.png``. The record is written last and atomically: a stop leaves no half-written run.
     Two processes never train the same run: the second gets a clear error naming the first. ``precision``
     overrides the declared one (:func:`reproduce` uses it to measure what another precision changes)."""
@@ -300,7 +312,8 @@ def run_one(experiment: Experiment, preset: str, variant: Variant, seed: int, pa
     if precision is not None:
         config = config.replace(precision=precision)
     folder = task_folder(experiment, variant, config)
-    work = (checkpoints or runs_dir() / preset) / experiment.name / variant.key / f"seed{seed}"
+    # a variant that trains as another shares its checkpoints: it is scored from the same networks
+    work = (checkpoints or runs_dir() / preset) / experiment.name / (variant.trains_as or variant.key) / f"seed{seed}"
     work.mkdir(parents=True, exist_ok=True)
     with _RunLock(work / "running.pid"):
         return _train_and_record(experiment, preset, variant, seed, path, progress, config, folder, work)

@@ -576,3 +576,33 @@ def test_a_run_records_the_commit_of_the_code_it_imported(monkeypatch):
         assert experiments._code_commit() == "abc123" and experiments._code_commit() == "abc123"
     finally:
         experiments._code_commit.cache_clear()
+
+
+SHARED = Experiment("test-shared", 5, "shapes", "one training scored two ways",
+                    (Variant("bn", "batch norm", {"norm": "batch"}),
+                     Variant("bn-own", "batch norm, own statistics", {"norm": "batch"}, eval_mode=False, trains_as="bn")),
+                    steps=5, base={"lambda_identity": 0.0, "precision": "fp32"}, seeds=(0, 1, 2))
+
+
+def test_a_variant_that_trains_as_another_is_scored_from_its_networks_without_training_again(tmp_path, monkeypatch):
+    """trains_as: batchnorm-own of chapter 5 is batchnorm's networks scored in the official test.py's mode.
+    Run after its twin, it trains nothing (same history, no work folder of its own) and scores differently."""
+    monkeypatch.setitem(EXPERIMENTS, SHARED.name, SHARED)
+    monkeypatch.setenv("CYCLEGAN_EDU_RUNS", str(tmp_path / "runs"))
+    out = tmp_path / "results"
+    experiments.run(SHARED.name, "ci", variant="bn", seed=0, out=out, progress=False)
+    experiments.run(SHARED.name, "ci", variant="bn-own", seed=0, out=out, progress=False)
+    assert not (experiments.runs_dir() / "ci" / SHARED.name / "bn-own").exists()
+    twin, own = (json.loads((out / SHARED.name / k / "seed0" / "run.json").read_text()) for k in ("bn", "bn-own"))
+    assert own["history"] == twin["history"] and own["config"] == twin["config"] and own["steps"] == twin["steps"]
+    assert own["train_seconds"] == twin["train_seconds"]                  # the step times of the one training
+    assert (own["eval_mode"], twin["eval_mode"]) == (False, True)
+    assert own["metrics"]["G L1 to truth"] != twin["metrics"]["G L1 to truth"]
+
+
+def test_trains_as_must_name_a_variant_with_the_same_training():
+    with pytest.raises(ValueError, match="trains_as='a'.*same changes"):
+        Experiment("test-bad", 5, "shapes", "", (Variant("a", "a", {"norm": "batch"}),
+                                                 Variant("b", "b", {"norm": "instance"}, trains_as="a")), steps=5)
+    with pytest.raises(ValueError, match="trains_as='c'"):
+        Experiment("test-bad", 5, "shapes", "", (Variant("a", "a"), Variant("b", "b", trains_as="c")), steps=5)
