@@ -82,9 +82,10 @@ def score_map(model, images: torch.Tensor, direction: str = "AtoB", inputs: torc
 
 @torch.no_grad()
 def discriminator_scores(model, source: torch.Tensor, target: torch.Tensor,
-                         direction: str = "AtoB") -> dict[str, torch.Tensor]:
+                         direction: str = "AtoB", eval_mode: bool = True) -> dict[str, torch.Tensor]:
     """The score maps (N, h, w) of the discriminator that judges the ``direction`` translations:
-    ``"real"`` on the real images ``target``, ``"fake"`` on ``model.translate(source, direction)``.
+    ``"real"`` on the real images ``target``, ``"fake"`` on ``model.translate(source, direction)``, made
+    in the generator's test-time mode ``eval_mode`` (:func:`~cyclegan_edu.networks.set_test_time_mode`).
 
     ``source`` and ``target`` are (N, C, H, W) images of the dataset's source and target domain of
     ``direction``, in [-1, 1], at the size the model trained at. For CycleGAN they need not correspond;
@@ -99,7 +100,7 @@ def discriminator_scores(model, source: torch.Tensor, target: torch.Tensor,
     if source.dim() != 4 or target.dim() != 4 or len(source) != len(target):
         raise ValueError(f"discriminator_scores takes two (N, C, H, W) batches of the same length, "
                          f"got {tuple(source.shape)} and {tuple(target.shape)}")
-    fake = model.translate(source, direction)
+    fake = model.translate(source, direction, eval_mode=eval_mode)
     scores = score_map(model, torch.cat([target.to(fake.device), fake]), direction, torch.cat([source, source]))
     return {"real": scores[:len(target)], "fake": scores[len(target):]}
 

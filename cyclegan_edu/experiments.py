@@ -505,14 +505,14 @@ def _track_dynamics(trainer, folder: Path, config: Config, every: int, path: Pat
 def _d_maps(model, folder: Path, config: Config, variant: Variant, n: int) -> dict:
     """The trained discriminator's score maps (:func:`~cyclegan_edu.diagnostics.discriminator_scores`, one
     score per patch) on the true translations of the first ``n`` test inputs ("real") and on the model's own
-    translations of them ("fake"): the images of the run's sample sheet. pix2pix's D judges each beside its
-    input. Chapter 5."""
+    translations of them ("fake", made in the variant's test-time mode): the images of the run's sample
+    sheet. pix2pix's D judges each beside its input. Chapter 5."""
     from .data import load_folder
     from .diagnostics import discriminator_scores
     way = config.direction if variant.model == "pix2pix" else "AtoB"
     source = load_folder(folder / f"test{way[0]}", config.image_size, limit=n)
     truth = load_folder(folder / f"test{way[0]}_gt", config.image_size, limit=n)
-    return {name: maps.cpu() for name, maps in discriminator_scores(model, source, truth, way).items()}
+    return {name: maps.cpu() for name, maps in discriminator_scores(model, source, truth, way, variant.eval_mode).items()}
 
 
 def _save_d_maps(maps: dict, path: Path) -> None:

@@ -581,7 +581,7 @@ def test_a_run_records_the_commit_of_the_code_it_imported(monkeypatch):
 SHARED = Experiment("test-shared", 5, "shapes", "one training scored two ways",
                     (Variant("bn", "batch norm", {"norm": "batch"}),
                      Variant("bn-own", "batch norm, own statistics", {"norm": "batch"}, eval_mode=False, trains_as="bn")),
-                    steps=5, base={"lambda_identity": 0.0, "precision": "fp32"}, seeds=(0, 1, 2))
+                    steps=5, base={"lambda_identity": 0.0, "precision": "fp32"}, seeds=(0, 1, 2), d_maps=2)
 
 
 def test_a_variant_that_trains_as_another_is_scored_from_its_networks_without_training_again(tmp_path, monkeypatch):
@@ -598,6 +598,19 @@ def test_a_variant_that_trains_as_another_is_scored_from_its_networks_without_tr
     assert own["train_seconds"] == twin["train_seconds"]                  # the step times of the one training
     assert (own["eval_mode"], twin["eval_mode"]) == (False, True)
     assert own["metrics"]["G L1 to truth"] != twin["metrics"]["G L1 to truth"]
+    # D's maps of the translations are made in the variant's mode too: D_B on G's own-statistics outputs
+    from cyclegan_edu.data import load_folder
+    from cyclegan_edu.diagnostics import score_map
+    from cyclegan_edu.train import Trainer
+    config = SHARED.config("ci", SHARED.variants[0], 0)
+    trained = Trainer(config, experiments.task_folder(SHARED, SHARED.variants[0], config), resume=True, progress=False,
+                      out=experiments.runs_dir() / "ci" / SHARED.name / "bn" / "seed0")
+    x = load_folder(experiments.test_folder(SHARED, config) / "testA", config.image_size, limit=2)
+    fake = score_map(trained.model, trained.model.translate(x, "AtoB", eval_mode=False), "AtoB").clamp(*experiments.D_MAP_RANGE)
+    results = experiments.load(SHARED.name, "ci", out)
+    step = (experiments.D_MAP_RANGE[1] - experiments.D_MAP_RANGE[0]) / 255
+    assert (results.d_maps("bn-own")["fake"] - fake).abs().max() <= step / 2 + 1e-6
+    assert (results.d_maps("bn")["fake"] - fake).abs().max() > step
 
 
 def test_trains_as_must_name_a_variant_with_the_same_training():
