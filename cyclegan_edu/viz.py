@@ -136,13 +136,15 @@ def seed_curves(results, metric: str, variants: Sequence[str] | None = None, yla
     return ax
 
 
-def score_map_sheet(results, fake_label: str = "G(x)", image: int = 0, title: str | None = None) -> Figure:
+def score_map_sheet(results, fake_label: str = "G(x)", image: int = 0, title: str | None = None,
+                    scale: float = 1.0) -> Figure:
     """What each variant's final discriminator says, one row per variant: a true image of the target
     domain, D's score map on it, the model's translation of the same input, D's map on that (the maps an
     experiment keeps with ``d_maps``, :meth:`~cyclegan_edu.experiments.Results.d_maps`). Green is "real"
-    (1, the LSGAN target), red "fake" (0); each map's title gives its size and mean. Chapter 5."""
+    (1, the LSGAN target), red "fake" (0); each map's title gives its size and mean. ``scale`` multiplies
+    the figure's size. Chapter 5."""
     variants = results.variants()
-    fig, axes = plt.subplots(len(variants), 4, figsize=(9, 2.3 * len(variants)), dpi=100, squeeze=False,
+    fig, axes = plt.subplots(len(variants), 4, figsize=(9 * scale, 2.3 * len(variants) * scale), dpi=100, squeeze=False,
                              layout="constrained")
     for row, variant in zip(axes, variants):
         maps, sheet = results.d_maps(variant.key), results.samples(variant.key)

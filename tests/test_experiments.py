@@ -565,6 +565,9 @@ def test_declared_d_maps_are_kept_for_the_first_seed_and_read_back(tmp_path, mon
     assert fake_map_ax.get_title() == f"D's {fake.shape[1]}×{fake.shape[2]} map, mean {maps['fake'][1].mean():.2f}"
     assert true_ax.images[0].get_array().data == pytest.approx(viz.to_numpy_image(results.samples("a")["truth of x"][1]))
     plt.close(fig)
+    small = viz.score_map_sheet(results, image=1, scale=0.5)                  # one row, half the size
+    assert tuple(small.get_size_inches()) == pytest.approx((4.5, 1.15))
+    plt.close(small)
 
 
 def test_a_run_records_the_commit_of_the_code_it_imported(monkeypatch):

@@ -145,13 +145,16 @@ def test_chapter_page_shows_title_math_figures_and_colab_button(browser, base_ur
     assert colab.get_attribute("href") == f"{COLAB_PREFIX}{chapter}.ipynb"
 
 
-# (page, what its first static explorer is): each must respond to its slider with no kernel
-STATIC_EXPLORERS = [("notebooks/03_cycle_consistency", "the λ sweep explorer (widgets.sweep_explorer)"),
-                    ("notebooks/07_live_training", "the recorded training film (widgets.training_film)")]
+# (page, what its first static explorer is, a number each of its frames shows: a measured score, or the
+# PatchGAN's field in pixels): each must respond to its slider with no kernel
+STATIC_EXPLORERS = [("notebooks/03_cycle_consistency", "the λ sweep explorer (widgets.sweep_explorer)", r"\d\.\d{2}"),
+                    ("notebooks/05_networks_and_patchgan", "the PatchGAN explorer (widgets.patchgan_explorer)",
+                     r"\d+×\d+ px"),
+                    ("notebooks/07_live_training", "the recorded training film (widgets.training_film)", r"\d\.\d{2}")]
 
 
-@pytest.mark.parametrize("page, what", STATIC_EXPLORERS, ids=[Path(p).name for p, _ in STATIC_EXPLORERS])
-def test_static_explorers_switch_image_and_numbers_without_a_kernel(browser, base_url, page, what):
+@pytest.mark.parametrize("page, what, number", STATIC_EXPLORERS, ids=[Path(p).name for p, _, _ in STATIC_EXPLORERS])
+def test_static_explorers_switch_image_and_numbers_without_a_kernel(browser, base_url, page, what, number):
     """The explorers are plain HTML/JS: on the static site, moving the slider shows each precomputed frame
     in turn (another image, other numbers), with no kernel and no widget library."""
     browser.get(urljoin(base_url, f"{page}.html"))
@@ -170,7 +173,7 @@ def test_static_explorers_switch_image_and_numbers_without_a_kernel(browser, bas
     assert len(shown) >= 2 and len(set(labels)) == len(shown), f"{what}: the slider's labels do not change: {labels}"
     assert len(set(images)) == len(shown), f"{what}: moving the slider does not switch the image"
     assert all(src.startswith("data:image/png;base64,") for src in images)
-    assert len(set(numbers)) == len(shown) and all(re.search(r"\d\.\d{2}", n) for n in numbers), \
+    assert len(set(numbers)) == len(shown) and all(re.search(number, n) for n in numbers), \
         f"{what}: moving the slider does not switch the numbers: {numbers}"
 
 
