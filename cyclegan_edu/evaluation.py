@@ -104,14 +104,15 @@ def directions(model_kind: str, direction: str = "AtoB") -> tuple[str, ...]:
 
 
 def evaluate(model, folder: str | os.PathLike, task: str, size: int, model_kind: str = "cyclegan",
-             direction: str = "AtoB", eval_mode: bool = True) -> dict[str, float]:
+             direction: str = "AtoB", eval_mode: bool = True, progress: bool = False) -> dict[str, float]:
     """Every score of a trained ``model`` on the test split of ``task`` (its folder), as a flat dict
     whose keys start with the generator (``G`` = A → B, ``F`` = B → A). See the module docstring.
     ``eval_mode=False`` translates as the official test.py does by default: batch norm normalises each
-    test image with its own statistics instead of the running ones (chapter 5)."""
+    test image with its own statistics instead of the running ones (chapter 5). A judge that is not yet
+    cached is trained first (seconds at 32 px, minutes at 128 px); ``progress=True`` shows its bar."""
     folder = Path(folder)
     images = _test_images(folder, size)
-    judge = judges.domain_judge(folder, size=size, progress=False)
+    judge = judges.domain_judge(folder, size=size, progress=progress)
     scores: dict[str, float] = {}
     fakes = {}
     for way in directions(model_kind, direction):
@@ -123,7 +124,8 @@ def evaluate(model, folder: str | os.PathLike, task: str, size: int, model_kind:
         kid, se = metrics.kernel_inception_distance(judge.features(fake), judge.features(images[target]))
         scores[f"{name} KID"], scores[f"{name} KID se"] = kid, se
         scores[f"{name} diversity"] = metrics.output_diversity(fake)
-        scores.update({f"{name} {k}": v for k, v in _task_scores(task, folder, size, way, fake, images).items()})
+        task_scores = _task_scores(task, folder, size, way, fake, images, progress)
+        scores.update({f"{name} {k}": v for k, v in task_scores.items()})
         if task in TEXTURE_TASKS:
             scores[f"{name} sharpness"] = metrics.detail_energy(fake) / metrics.detail_energy(images[f"{source}_gt"])
             scores[f"{name} checkerboard"] = metrics.checkerboard_energy(fake)
@@ -157,12 +159,12 @@ def quick_scores(model, folder: str | os.PathLike, size: int, model_kind: str = 
 
 
 def _task_scores(task: str, folder: Path, size: int, way: str, fake: torch.Tensor,
-                 images: dict[str, torch.Tensor]) -> dict[str, float]:
+                 images: dict[str, torch.Tensor], progress: bool = False) -> dict[str, float]:
     source, target = way[0], way[-1]
     if task == "labels":
         from .domains.procedural import LABEL_CLASSES, colors_to_labels
         if way == "AtoB":          # label map → photo: can the segmenter read the input's labels back?
-            segmenter = judges.labels_segmenter(size, progress=False)
+            segmenter = judges.labels_segmenter(size, progress=progress)
             triple = segmenter.score(fake, colors_to_labels(images["A"]))
         else:                      # photo → label map: nearest palette colour against the true labels
             triple = metrics.segmentation_scores(colors_to_labels(fake), colors_to_labels(images["B_gt"]),
@@ -182,7 +184,7 @@ def _task_scores(task: str, folder: Path, size: int, way: str, fake: torch.Tenso
         return {"hue drift": metrics.color_drift(fake, images[f"{source}_gt"]),
                 "change": metrics.input_change(fake, images[source])}
     if task in FASHION_TARGETS:
-        fashion = judges.fashion_judge(32, progress=False)
+        fashion = judges.fashion_judge(32, progress=progress)
         return {"judged target": fashion.success_rate(fake, FASHION_TARGETS[task]["AB".index(target)])}
     return {}
 

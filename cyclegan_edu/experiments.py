@@ -349,7 +349,7 @@ def _train_and_record(experiment: Experiment, preset: str, variant: Variant, see
         train_seconds = sum(record["seconds"] for record in trainer.history)
         started = time.perf_counter()
         scores = evaluation.evaluate(trainer.model, scored_on, experiment.task, config.image_size, variant.model,
-                                     config.direction, variant.eval_mode)
+                                     config.direction, variant.eval_mode, progress=progress)
         rows = sheet_rows(evaluation.samples(trainer.model, scored_on, config.image_size, variant.model,
                                              config.direction, n=experiment.sheet_images or evaluation.N_SAMPLES,
                                              eval_mode=variant.eval_mode),

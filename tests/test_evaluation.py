@@ -221,3 +221,19 @@ def test_eval_mode_false_scores_batch_norm_generators_as_the_official_test_py(tm
     assert scores[False]["G cycle L1"] == pytest.approx(metrics.l1(x, back))
     rows = evaluation.samples(model, folder, 32, n=2, eval_mode=False)
     assert torch.allclose(rows["G(x)"], own[:2]) and torch.allclose(rows["F(G(x))"], back[:2])
+
+
+def test_a_judge_trained_on_first_use_shows_its_progress_only_when_asked(monkeypatch, tmp_path, capsys):
+    """Scoring in a fresh cache trains the judges first (minutes at 128 px): ``results run`` shows that
+    bar instead of looking hung; a notebook's quiet call stays quiet, and a cached judge is only loaded."""
+    folder = domains.generate("shapes", tmp_path / "shapes", size=32, n_train=4, n_test=4, seed=0)
+    real_judge = judges.domain_judge
+    monkeypatch.setattr(judges, "domain_judge", lambda *a, **k: real_judge(*a, **{**k, "steps": 3}))
+    monkeypatch.setattr(judges, "judges_root", lambda: tmp_path / "quiet")
+    evaluation.evaluate(Identity(), folder, "shapes", 32)
+    assert "domain judge" not in capsys.readouterr().err and list((tmp_path / "quiet").glob("domain_*.pt"))
+    monkeypatch.setattr(judges, "judges_root", lambda: tmp_path / "shown")
+    evaluation.evaluate(Identity(), folder, "shapes", 32, progress=True)
+    assert "domain judge shapes 32px" in capsys.readouterr().err
+    evaluation.evaluate(Identity(), folder, "shapes", 32, progress=True)
+    assert "domain judge" not in capsys.readouterr().err
