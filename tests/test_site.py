@@ -99,7 +99,7 @@ class SiteServer(http.server.ThreadingHTTPServer):
     traceback as usual."""
 
     def handle_error(self, request, client_address):
-        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+        if not isinstance(sys.exc_info()[1], ConnectionError):   # reset, aborted, broken pipe
             super().handle_error(request, client_address)
 
 
@@ -291,7 +291,8 @@ def test_the_real_or_fake_quiz_keeps_score_without_a_kernel(browser, base_url, p
 def test_the_site_server_is_quiet_only_about_requests_the_browser_cancelled(capsys):
     server = SiteServer(("127.0.0.1", 0), SiteHandler)
     try:
-        for error, printed in ((ConnectionResetError, False), (BrokenPipeError, False), (ValueError, True)):
+        for error, printed in ((ConnectionResetError, False), (BrokenPipeError, False), (ConnectionAbortedError, False),
+                               (ValueError, True)):
             try:
                 raise error("while sending a file")
             except error:
