@@ -102,6 +102,14 @@ def _fail(message: str, code: int):
     raise SystemExit(code)
 
 
+def _stopped(stop: KeyboardInterrupt, what: str):
+    """Exit after Ctrl-C, SIGTERM or SIGHUP with the shell's code for that signal, 128 + its number
+    (a :class:`~cyclegan_edu.train.Stopped` carries the signal; a bare KeyboardInterrupt is Ctrl-C)."""
+    signum = getattr(stop, "signum", signal.SIGINT)
+    print(f"\n{signal.Signals(signum).name} {what}", file=sys.stderr)
+    raise SystemExit(128 + signum)
+
+
 @contextlib.contextmanager
 def _warnings_as_notes():
     """Show warnings (data moved since the run started, a skipped image) as one ``note:`` line each."""
@@ -135,11 +143,8 @@ def _train(args, config: "Config", main: bool) -> None:
                 print(distributed.describe(config.batch_size, config.lr))
         try:
             trainer.fit(minutes=args.minutes)
-        except KeyboardInterrupt as stop:             # Ctrl-C, SIGTERM or SIGHUP: exit code 128 + the signal
-            signum = getattr(stop, "signum", signal.SIGINT)
-            print(f"\n{signal.Signals(signum).name} at step {trainer.step}: stopped; {_saved(trainer)}",
-                  file=sys.stderr)
-            raise SystemExit(128 + signum)
+        except KeyboardInterrupt as stop:
+            _stopped(stop, f"at step {trainer.step}: stopped; {_saved(trainer)}")
         except TrainingDiverged as err:
             _fail(str(err), 1)
         except CheckpointWriteError:
@@ -244,9 +249,8 @@ def _cmd_results(args) -> None:
         try:
             experiments.run(args.name, args.preset, args.variant, args.seed, progress=not args.no_progress,
                             force=args.force)
-        except KeyboardInterrupt:
-            print("\ninterrupted; the run's checkpoint is saved: the same command continues it", file=sys.stderr)
-            raise SystemExit(130)
+        except KeyboardInterrupt as stop:
+            _stopped(stop, "stopped the run; its checkpoint is saved: the same command continues it")
         return
     ok, report = experiments.reproduce(args.name, args.variant, args.seed, progress=not args.no_progress,
                                        precision=args.precision)

@@ -244,3 +244,22 @@ def test_a_pix2pix_run_saved_before_lambda_l1_and_direction_resumes(tmp_path, ca
     assert code == 0 and "steps 2 → 4" in out
     assert load_model(run, device="cpu").config == get_preset("ci", model="pix2pix", iters=4, iters_decay=2,
                                                                 device="cpu")
+
+
+@pytest.mark.parametrize("stop, code, name", [(KeyboardInterrupt(), 130, "SIGINT"), ("SIGTERM", 143, "SIGTERM"),
+                                              ("SIGHUP", 129, "SIGHUP")])
+def test_a_stopped_results_run_exits_with_its_signals_code(stop, code, name, monkeypatch, capsys):
+    """``results run`` under SIGTERM exits 143 as ``train`` does (it said 130, Ctrl-C's code, for any signal)."""
+    import signal
+
+    from cyclegan_edu import experiments
+    from cyclegan_edu.train import Stopped
+
+    def stopped_run(*args, **kwargs):
+        raise stop if isinstance(stop, BaseException) else Stopped(getattr(signal, stop))
+
+    monkeypatch.setattr(experiments, "run", stopped_run)
+    with pytest.raises(SystemExit) as exit_:
+        main(["results", "run", next(iter(experiments.EXPERIMENTS)), "--no-progress"])
+    assert exit_.value.code == code
+    assert capsys.readouterr().err.strip() == f"{name} stopped the run; its checkpoint is saved: the same command continues it"
