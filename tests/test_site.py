@@ -93,11 +93,21 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class SiteServer(http.server.ThreadingHTTPServer):
+    """A browser that leaves a page cancels the requests still open: the connection resets while the
+    file is sent. That is not an error of the site, so it prints nothing; any other error prints its
+    traceback as usual."""
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionError):   # reset, aborted, broken pipe
+            super().handle_error(request, client_address)
+
+
 @contextlib.contextmanager
 def serving(directory: Path, hidden: frozenset[str] = frozenset()):
     """Serve `directory` from 127.0.0.1 in a thread; yields the base URL."""
     handler = functools.partial(SiteHandler, directory=str(directory), hidden=hidden)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = SiteServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_port}/"
@@ -276,3 +286,17 @@ def test_the_real_or_fake_quiz_keeps_score_without_a_kernel(browser, base_url, p
     assert f"the judge on {judge} of {n}" in text(".cg-summary"), text(".cg-summary")
     quiz.find_element(By.CSS_SELECTOR, ".cg-restart").click()
     assert trials[0].is_displayed() and text(".cg-tally").startswith(f"0 of {n} pairs done")
+
+
+def test_the_site_server_is_quiet_only_about_requests_the_browser_cancelled(capsys):
+    server = SiteServer(("127.0.0.1", 0), SiteHandler)
+    try:
+        for error, printed in ((ConnectionResetError, False), (BrokenPipeError, False), (ConnectionAbortedError, False),
+                               (ValueError, True)):
+            try:
+                raise error("while sending a file")
+            except error:
+                server.handle_error(None, ("127.0.0.1", 50000))
+            assert ("Exception occurred during processing" in capsys.readouterr().err) == printed, error
+    finally:
+        server.server_close()
