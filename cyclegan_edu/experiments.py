@@ -197,11 +197,11 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                 Variant("patch70", "PatchGAN 70×70", {}, model="pix2pix"),
                 Variant("image", "ImageGAN (whole image)", {"netD": "image"}, model="pix2pix")),
                steps=2500, base={"image_size": 128, "load_size": 143}, d_maps=3, sheet_images=3),
-    # CycleGAN at 128 px costs about an hour a run on the book's 2-core machine: the two ends of the
-    # comparison only (the whole image and 16×16 are chapter 5's exercises).
-    Experiment("ch5-patchgan-cyclegan", 5, "labels", "CycleGAN with a 1×1 and a 70×70 discriminator at 128 px",
+    Experiment("ch5-patchgan-cyclegan", 5, "labels", "CycleGAN with a 1×1, 16×16, 70×70 and whole-image discriminator at 128 px",
                (Variant("pixel", "PixelGAN (1×1)", {"netD": "pixel"}),
-                Variant("patch70", "PatchGAN 70×70", {})),
+                Variant("patch16", "PatchGAN 16×16", {"n_layers_D": 1}),
+                Variant("patch70", "PatchGAN 70×70", {}),
+                Variant("image", "ImageGAN (whole image)", {"netD": "image"})),
                steps=2500, base={"image_size": 128, "load_size": 143, "lambda_identity": 0.0}, d_maps=3,
                sheet_images=3, sheet_way="AtoB"),
     # Chapter 6: training dynamics on the task of chapter 0 (whose runs, with their measured dynamics, are the

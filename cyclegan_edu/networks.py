@@ -343,14 +343,14 @@ def init_weights(net: nn.Module, init_type: str = "normal", gain: float = 0.02) 
 
 
 def _conv_stack(net: nn.Module):
-    """``(kernel, stride, padding, dilation)`` of each layer of a plain convolution stack, in order (one
-    side of each: our discriminators use square kernels and equal padding on every side)."""
+    """``(layer, (kernel, stride, padding, dilation))`` for each layer of a plain convolution stack, in
+    order (one side of each: our discriminators use square kernels and equal padding on every side)."""
     for m in net.modules():
         if isinstance(m, (nn.ConvTranspose2d, ResnetBlock, UnetSkipConnectionBlock)):
-            raise ValueError(f"receptive fields and output maps are computed for plain convolution stacks "
-                             f"(discriminators); {type(net).__name__} contains a {type(m).__name__}")
+            raise ValueError(f"receptive fields, output maps and multiply-adds are computed for plain "
+                             f"convolution stacks (discriminators); {type(net).__name__} contains a {type(m).__name__}")
         if isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
-            yield tuple(_first(getattr(m, a, 1)) for a in ("kernel_size", "stride", "padding", "dilation"))
+            yield m, tuple(_first(getattr(m, a, 1)) for a in ("kernel_size", "stride", "padding", "dilation"))
 
 
 def receptive_field(net: nn.Module) -> int:
@@ -362,27 +362,43 @@ def receptive_field(net: nn.Module) -> int:
     :class:`PixelDiscriminator`.
     """
     field, jump = 1, 1
-    for k, s, _, d in _conv_stack(net):
+    for _, (k, s, _, d) in _conv_stack(net):
         field += (k - 1) * d * jump
         jump *= s
     return field
 
 
+def _layer_outputs(net: nn.Module, image_size: int):
+    """``(layer, side of its output)`` for each layer of a plain convolution stack fed
+    ``image_size``×``image_size`` images: ``n ← ⌊(n + 2p − d·(k − 1) − 1) / s⌋ + 1``, the size rule of
+    ``nn.Conv2d``. Raises ValueError when the images are too small for the network to return any score."""
+    size = image_size
+    for layer, (k, s, p, d) in _conv_stack(net):
+        size = (size + 2 * p - d * (k - 1) - 1) // s + 1
+        if size < 1:
+            raise ValueError(f"image_size={image_size} is too small for this {type(net).__name__}: "
+                             "it would return no score; use larger images or fewer layers")
+        yield layer, size
+
+
 def output_map_size(net: nn.Module, image_size: int) -> int:
-    """The side of the score map a discriminator returns for ``image_size``×``image_size`` images:
-    ``n ← ⌊(n + 2p − d·(k − 1) − 1) / s⌋ + 1`` over its layers, the size rule of ``nn.Conv2d``.
+    """The side of the score map a discriminator returns for ``image_size``×``image_size`` images.
 
     The 70×70 PatchGAN gives 30 at 256 px (900 overlapping patches) and 6 at 64 px; the PixelGAN
     gives ``image_size`` itself, the full-image discriminator 1. Raises ValueError when the images
     are too small for the network to return any score.
     """
-    size = image_size
-    for k, s, p, d in _conv_stack(net):
-        size = (size + 2 * p - d * (k - 1) - 1) // s + 1
-        if size < 1:
-            raise ValueError(f"image_size={image_size} is too small for this {type(net).__name__}: "
-                             "it would return no score; use larger images or fewer layers")
-    return size
+    sizes = [size for _, size in _layer_outputs(net, image_size)]
+    return sizes[-1] if sizes else image_size
+
+
+def multiply_adds(net: nn.Module, image_size: int) -> int:
+    """The multiply-adds of a plain convolution stack's forward pass over one ``image_size``² image:
+    ``Σ n² · C_out · (C_in / groups) · k²`` over its convolutions, with ``n`` the side of each output.
+    A measure of a discriminator's cost that does not depend on the machine (chapter 5 compares the
+    patch sizes with it); normalisation and activations, a few operations per value, are left out."""
+    return sum(size * size * layer.out_channels * (layer.in_channels // layer.groups) * math.prod(layer.kernel_size)
+               for layer, size in _layer_outputs(net, image_size) if isinstance(layer, nn.Conv2d))
 
 
 def _first(v) -> int:

@@ -10,7 +10,7 @@ from torch.nn.utils import parametrize
 
 from cyclegan_edu.networks import (FullImageDiscriminator, NLayerDiscriminator, PixelDiscriminator,
                                    ResnetGenerator, UnetGenerator, add_spectral_norm, build_discriminator,
-                                   count_parameters, init_weights, output_map_size, receptive_field)
+                                   count_parameters, init_weights, multiply_adds, output_map_size, receptive_field)
 
 
 def on_meta(build):
@@ -233,6 +233,30 @@ def test_output_map_size_of_the_paper_patchgan_and_too_small_images():
     assert output_map_size(on_meta(NLayerDiscriminator), 64) == 6
     with pytest.raises(ValueError, match="image_size=12 is too small for this NLayerDiscriminator"):
         output_map_size(on_meta(NLayerDiscriminator), 12)
+
+
+def test_multiply_adds_by_hand_for_the_pixelgan():
+    """Three 1×1 convolutions over 8×8 = 64 positions: 3→4, 4→8 and 8→1 channels."""
+    assert multiply_adds(PixelDiscriminator(3, 4), 8) == 64 * (3 * 4 + 4 * 8 + 8 * 1) == 3_328
+
+
+@pytest.mark.parametrize("build, size", [(build, size) for build in PATCH_NETS for size in (64, 66)]
+                         + [(lambda: FullImageDiscriminator(3, 4, image_size=64), 64)])
+def test_multiply_adds_equal_those_counted_in_a_forward_pass(build, size):
+    net, counted = build().eval(), []
+    for conv in (m for m in net.modules() if isinstance(m, torch.nn.Conv2d)):
+        conv.register_forward_hook(lambda m, _, out: counted.append(out[0].numel() * m.in_channels * m.kernel_size[0]
+                                                                    * m.kernel_size[1] // m.groups))
+    with torch.no_grad():
+        net(torch.zeros(1, 3, size, size))
+    assert multiply_adds(net, size) == sum(counted) > 0
+
+
+def test_multiply_adds_refuse_generators_and_too_small_images():
+    with pytest.raises(ValueError, match="multiply-adds .* ResnetGenerator contains a ResnetBlock"):
+        multiply_adds(ResnetGenerator(3, 3, 8, 1), 32)
+    with pytest.raises(ValueError, match="image_size=12 is too small"):
+        multiply_adds(NLayerDiscriminator(3, 8, 3), 12)
 
 
 @pytest.mark.parametrize("kind, cls", [("n_layers", NLayerDiscriminator), ("pixel", PixelDiscriminator),
