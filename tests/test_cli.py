@@ -262,4 +262,5 @@ def test_a_stopped_results_run_exits_with_its_signals_code(stop, code, name, mon
     with pytest.raises(SystemExit) as exit_:
         main(["results", "run", next(iter(experiments.EXPERIMENTS)), "--no-progress"])
     assert exit_.value.code == code
-    assert capsys.readouterr().err.strip() == f"{name} stopped the run; its checkpoint is saved: the same command continues it"
+    assert capsys.readouterr().err.strip() == (f"{name} stopped the run; its checkpoint is saved: "
+                                               "the same command continues it")

@@ -244,21 +244,18 @@ def test_committed_results_are_current():
     must have been trained on the data the task builds today. A failure names the command to re-run."""
     import concurrent.futures
     import multiprocessing
-    records = sorted(experiments.RESULTS_DIR.rglob("run.json"))
+    records = {path: json.loads(path.read_text()) for path in sorted(experiments.RESULTS_DIR.rglob("run.json"))}
     # Building every task's data at the cpu scale takes about a minute on one core: build it on two, one task's
     # folders per process (folders of different tasks never share a path), before the checks below find it.
     by_task: dict[str, list] = {}
-    for path in records:
-        record = json.loads(path.read_text())
-        if experiments.stale_reason(record) is not None:
-            continue                                   # the checks below name it
-        by_task.setdefault(EXPERIMENTS[record["experiment"]].task, []).append(
-            (record["experiment"], record["variant"], record["seed"]))
+    for record in records.values():
+        if experiments.stale_reason(record) is None:           # a stale record is named by the checks below
+            by_task.setdefault(EXPERIMENTS[record["experiment"]].task, []).append(
+                (record["experiment"], record["variant"], record["seed"]))
     with concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        list(pool.map(_build_task_folders, sorted(by_task.values(), key=len, reverse=True)))
+        list(pool.map(_build_task_folders, by_task.values()))
     fingerprints = {}
-    for path in records:
-        record = json.loads(path.read_text())
+    for path, record in records.items():
         rerun = (f"cyclegan-edu results run {record['experiment']} --preset cpu --variant {record['variant']} "
                  f"--seed {record['seed']} --force")
         assert record["preset"] == experiments.COMMITTED_PRESET, f"{path}: not a cpu-preset run"
